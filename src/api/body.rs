@@ -1,0 +1,70 @@
+//! Success bodies shared by the families: how a key's metadata is shown, and the native
+//! success envelope. A key's hash never appears here, and its plaintext appears only in the
+//! create responses, which also send `Cache-Control: no-store`.
+
+use actix_web::http::header::{CacheControl, CacheDirective};
+use actix_web::HttpResponse;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::grants::GrantBody;
+use crate::model::{KeyId, KeyRecord, Status};
+use crate::request_id;
+use crate::timestamp::Timestamp;
+
+/// A key's metadata, as every list and get shows it.
+#[derive(Serialize)]
+pub struct KeyView {
+    id: KeyId,
+    uuid: Uuid,
+    title: String,
+    prefix: String,
+    grants: Vec<GrantBody>,
+    status: Status,
+    expired: bool,
+    created_at: Timestamp,
+    revoked_at: Option<Timestamp>,
+    deleted_at: Option<Timestamp>,
+    expires_at: Option<Timestamp>,
+    last_used_at: Option<Timestamp>,
+    created_by: Option<KeyId>,
+}
+
+impl KeyView {
+    /// The view of `k` at time `now` (which decides `expired`).
+    pub fn new(k: &KeyRecord, now: Timestamp) -> KeyView {
+        KeyView {
+            id: k.id,
+            uuid: k.uuid,
+            title: k.title.clone(),
+            prefix: k.prefix.clone(),
+            grants: k.grants.to_bodies(),
+            status: k.status,
+            expired: k.is_expired(now),
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+            deleted_at: k.deleted_at,
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
+            created_by: k.created_by,
+        }
+    }
+}
+
+/// `{"success": true, "data": ..., "request_id": ...}` with status 200.
+pub fn native_ok(data: impl Serialize) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "success": true,
+        "data": data,
+        "request_id": request_id::current(),
+    }))
+}
+
+/// Marks a response that carries a plaintext key as never to be cached.
+pub fn no_store(mut res: HttpResponse) -> HttpResponse {
+    let value = CacheControl(vec![CacheDirective::NoStore]);
+    if let Ok(v) = actix_web::http::header::TryIntoHeaderValue::try_into_value(value) {
+        res.headers_mut().insert(actix_web::http::header::CACHE_CONTROL, v);
+    }
+    res
+}

@@ -1,0 +1,76 @@
+//! Every route, listed once. Each family lives in its own file and renders errors in its own
+//! envelope; the extractor configs below make JSON, query and payload failures, unknown
+//! routes and wrong methods go through the same envelopes.
+
+mod body;
+mod native;
+mod shard;
+
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse, Resource};
+
+use crate::config::MAX_BODY_BYTES;
+use crate::error::{ApiError, Failure, Family, Native, Shard};
+
+/// Registers every route. Used by `main` and by the tests, so both serve the same app.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .service(
+            web::scope("/api/v1")
+                .app_data(json_config::<Native>())
+                .app_data(query_config::<Native>())
+                .service(
+                    resource::<Native>("/keys", &[Method::GET, Method::POST])
+                        .route(web::get().to(native::list_keys))
+                        .route(web::post().to(native::create_key)),
+                )
+                .service(
+                    resource::<Native>("/keys/{id}", &[Method::GET, Method::DELETE])
+                        .route(web::get().to(native::get_key))
+                        .route(web::delete().to(native::revoke_key)),
+                ),
+        )
+        .service(
+            resource::<Shard>("/api-key", &[Method::POST, Method::DELETE])
+                .app_data(json_config::<Shard>())
+                .app_data(query_config::<Shard>())
+                .route(web::post().to(shard::create_key))
+                .route(web::delete().to(shard::delete_key_by_value)),
+        )
+        .default_service(web::to(unknown_route));
+}
+
+/// GET /healthz: no auth, no database work. 200 `ok`. The benchmark's ceiling.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+/// Any unmatched path: 404 in the envelope of the family the path belongs to.
+async fn unknown_route(req: HttpRequest) -> HttpResponse {
+    let err = ApiError::NotFound("No such route");
+    if req.path().starts_with("/api-key") {
+        actix_web::ResponseError::error_response(&Failure::<Shard>::from(err))
+    } else {
+        actix_web::ResponseError::error_response(&Failure::<Native>::from(err))
+    }
+}
+
+/// A resource whose unmatched methods answer 405 with `Allow`, in family `F`'s envelope.
+fn resource<F: Family>(path: &str, allowed: &'static [Method]) -> Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<HttpResponse, _>(Failure::<F>::from(ApiError::MethodNotAllowed(allowed)))
+    }))
+}
+
+fn json_config<F: Family>() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|err, _req| Failure::<F>::from(ApiError::from_json(&err)).into())
+}
+
+fn query_config<F: Family>() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        let message = format!("Invalid query string: {}", crate::keys::redact(&err.to_string()));
+        Failure::<F>::from(ApiError::BadRequest { code: "invalid_request", message, field: None }).into()
+    })
+}

@@ -1,0 +1,140 @@
+//! The native `/api/v1/keys` family (seeds 000 and 002): create, list, get and revoke by
+//! numeric id, in the `{success, data, request_id}` envelope.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::body::{native_ok, no_store, KeyView};
+use crate::auth::Manager;
+use crate::config::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::error::{ApiError, Failure, Native};
+use crate::grants::{GrantBody, Grants};
+use crate::manage::{self, KeySpec};
+use crate::model::{KeyId, Status};
+use crate::store::keys::{find_key_by_id, list_keys as select_keys};
+use crate::timestamp::Timestamp;
+use crate::AppState;
+
+type Reply = Result<HttpResponse, Failure<Native>>;
+
+/// Body of POST /api/v1/keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyBody {
+    /// Checked by hand so every wrong shape gets the same "Invalid title" answer.
+    title: Option<serde_json::Value>,
+    grants: Option<Vec<GrantBody>>,
+    expires_at: Option<String>,
+}
+
+/// Parses optional grants and expiry as every create call takes them.
+pub fn parse_grants_and_expiry(
+    grants: Option<&[GrantBody]>,
+    expires_at: Option<&str>,
+) -> Result<(Option<Grants>, Option<Timestamp>), ApiError> {
+    let grants = grants
+        .map(|g| Grants::from_bodies(g).map_err(|e| ApiError::invalid("grants", format!("Invalid grants: {e}"))))
+        .transpose()?;
+    let expires_at = expires_at
+        .map(|s| {
+            Timestamp::parse_rfc3339(s).map_err(|e| ApiError::invalid("expires_at", format!("Invalid expires_at: {e}")))
+        })
+        .transpose()?;
+    Ok((grants, expires_at))
+}
+
+/// POST /api/v1/keys — needs write on `/`. 200 with the plaintext (once); 400 bad body;
+/// 401; 403 grants or expiry beyond the caller's; 413; 415.
+pub async fn create_key(
+    state: web::Data<AppState>,
+    Manager(caller): Manager<Native>,
+    body: web::Json<CreateKeyBody>,
+) -> Reply {
+    let body = body.into_inner();
+    let title = manage::validate_title(body.title.as_ref(), "title")?;
+    let (grants, expires_at) = parse_grants_and_expiry(body.grants.as_deref(), body.expires_at.as_deref())?;
+    let ctx = caller.audit();
+    let spec = KeySpec::minted_by(&caller.key, title, grants, expires_at, ctx.at)?;
+    let key = manage::generate_key()?;
+    let stored = key.clone();
+    let record = state.db.write(move |conn| manage::insert_new_key(conn, &spec, &stored, &ctx)).await?;
+    Ok(no_store(native_ok(serde_json::json!({
+        "id": record.id,
+        "uuid": record.uuid,
+        "title": record.title,
+        "status": "created",
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "prefix": record.prefix,
+        "grants": record.grants.to_bodies(),
+        "api_key": key.expose(),
+    }))))
+}
+
+/// Query of GET /api/v1/keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    status: Option<String>,
+}
+
+/// GET /api/v1/keys — needs write on `/`. Keys in the caller's scope, newest first,
+/// `limit` (1..=200, default 50) per page; pass `next_cursor` back as `cursor` for the next page.
+pub async fn list_keys(
+    state: web::Data<AppState>,
+    Manager(caller): Manager<Native>,
+    query: web::Query<ListQuery>,
+) -> Reply {
+    let query = query.into_inner();
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if limit == 0 || limit > MAX_PAGE_SIZE {
+        return Err(ApiError::invalid("limit", format!("limit must be between 1 and {MAX_PAGE_SIZE}")).into());
+    }
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(|c| KeyId::parse(c).ok_or_else(|| ApiError::invalid("cursor", "Invalid cursor")))
+        .transpose()?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            Status::parse(s).ok_or_else(|| ApiError::invalid("status", "status must be active, revoked or deleted"))
+        })
+        .transpose()?;
+    let scope = caller.key.scope();
+    let keys =
+        state.db.read(move |conn| Ok::<_, ApiError>(select_keys(conn, scope, cursor, status, limit + 1)?)).await?;
+    let now = Timestamp::now();
+    let has_more = keys.len() > limit as usize;
+    let page: Vec<KeyView> = keys.iter().take(limit as usize).map(|k| KeyView::new(k, now)).collect();
+    let next_cursor = if has_more { keys.get(limit as usize - 1).map(|k| k.id.to_string()) } else { None };
+    Ok(native_ok(serde_json::json!({ "keys": page, "next_cursor": next_cursor })))
+}
+
+/// GET /api/v1/keys/{id} — needs write on `/`. 200 metadata; 400 non-numeric id; 404.
+pub async fn get_key(state: web::Data<AppState>, Manager(caller): Manager<Native>, id: web::Path<String>) -> Reply {
+    let id = parse_id(&id)?;
+    let scope = caller.key.scope();
+    let found = state.db.read(move |conn| Ok::<_, ApiError>(find_key_by_id(conn, id, scope)?)).await?;
+    let record = found.ok_or(ApiError::NotFound("API key not found"))?;
+    Ok(native_ok(KeyView::new(&record, Timestamp::now())))
+}
+
+/// DELETE /api/v1/keys/{id} — needs write on `/`. 200 `{id, status: "revoked"}` (also for a
+/// key already revoked, so retries are safe); 400 non-numeric id or the caller's own key
+/// (`cannot_revoke_current_key`); 404 `not_found`; 409 `key_deleted`.
+pub async fn revoke_key(state: web::Data<AppState>, Manager(caller): Manager<Native>, id: web::Path<String>) -> Reply {
+    let id = parse_id(&id)?;
+    let ctx = caller.audit();
+    let scope = caller.key.scope();
+    let current = Some(caller.key.id);
+    let record = state.db.write(move |conn| manage::revoke_key(conn, scope, current, id, &ctx)).await?;
+    Ok(native_ok(serde_json::json!({ "id": record.id, "status": "revoked" })))
+}
+
+fn parse_id(raw: &str) -> Result<KeyId, ApiError> {
+    KeyId::parse(raw).ok_or_else(|| ApiError::invalid("id", "id must be a positive integer"))
+}

@@ -1,0 +1,204 @@
+//! The command line: `apikeyd [serve]` runs the server; `apikeyd keys create|list|revoke`
+//! administer the same database file offline. The offline commands are safe while a server
+//! runs on the file: WAL lets them read alongside it, busy_timeout makes writers take turns,
+//! and the server looks every key up in the database, so a CLI revoke is honoured from the
+//! server's next request.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+
+use actix_web::{web, HttpServer};
+use clap::{Args, Parser, Subcommand};
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::config::{Config, DEFAULT_BIND, DEFAULT_DB, MAX_PAGE_SIZE};
+use crate::db::{self, Db};
+use crate::error::ApiError;
+use crate::grants::{Access, GrantPath, Grants};
+use crate::keys::ApiKey;
+use crate::manage::{self, KeySpec};
+use crate::model::{KeyId, Scope};
+use crate::store::audit::AuditContext;
+use crate::store::keys::list_keys;
+use crate::timestamp::Timestamp;
+use crate::AppState;
+
+/// Anything that stops a command.
+pub type CliResult = Result<(), Box<dyn Error>>;
+
+/// apikeyd: API keys in a local SQLite file, served over HTTP.
+#[derive(Parser, Debug)]
+#[command(name = "apikeyd", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve(ServeArgs),
+    /// Administer keys offline, on the database file.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Address to listen on.
+    #[arg(long, env = "APIKEYD_BIND", default_value = DEFAULT_BIND)]
+    bind: String,
+}
+
+#[derive(Args, Debug, Clone)]
+struct DbArg {
+    /// SQLite database file.
+    #[arg(long = "db", env = "APIKEYD_DB", default_value = DEFAULT_DB)]
+    path: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Create a key and print it once.
+    Create {
+        #[command(flatten)]
+        db: DbArg,
+        /// Label.
+        #[arg(long)]
+        title: String,
+        /// ACCESS:PATH, e.g. write:/uploads (repeatable). Default: read_write:/.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// RFC 3339 expiry.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// List keys, newest first (metadata only).
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Revoke a key by numeric id.
+    Revoke {
+        #[command(flatten)]
+        db: DbArg,
+        /// The key's numeric id.
+        id: String,
+    },
+}
+
+/// Runs what the command line asked for.
+pub fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Keys(KeysCommand::Create { db, title, grants, expires_at })) => {
+            create(&db.path, &title, &grants, expires_at.as_deref())
+        }
+        Some(Command::Keys(KeysCommand::List { db })) => list(&db.path),
+        Some(Command::Keys(KeysCommand::Revoke { db, id })) => revoke(&db.path, &id),
+    }
+}
+
+fn serve(args: ServeArgs) -> CliResult {
+    let root_key = match std::env::var("APIKEYD_ROOT_KEY") {
+        Ok(text) => Some(ApiKey::parse(text.trim()).map_err(|_| {
+            "APIKEYD_ROOT_KEY is not a well-formed key (expected sk- followed by 49 letters and digits; \
+             generate one with `apikeyd keys create` or leave it unset)"
+        })?),
+        Err(_) => None,
+    };
+    let config = Config { db_path: args.db.path, bind: args.bind, root_key };
+    log::debug!("starting with {config:?}");
+    let mut conn = db::open_connection(&config.db_path)?;
+    if let Some(key) = manage::bootstrap(&mut conn, config.root_key.as_ref())? {
+        // The one time this key is ever shown: the database keeps only its hash.
+        eprintln!("root key: {}", key.expose());
+    }
+    drop(conn);
+    let state = web::Data::new(AppState { db: Db::open(&config.db_path)? });
+    actix_web::rt::System::new().block_on(async move {
+        let server = HttpServer::new(move || crate::app(state.clone())).bind(&config.bind)?;
+        for addr in server.addrs() {
+            log::info!("listening on {addr}");
+            eprintln!("listening on {addr}");
+        }
+        server.run().await
+    })?;
+    Ok(())
+}
+
+fn create(path: &Path, title: &str, grant_args: &[String], expires_at: Option<&str>) -> CliResult {
+    let title = manage::validate_title(Some(&serde_json::Value::from(title)), "title")?;
+    let grants = if grant_args.is_empty() { Grants::root() } else { parse_grant_args(grant_args)? };
+    let expires_at = expires_at.map(Timestamp::parse_rfc3339).transpose()?;
+    if expires_at.is_some_and(|at| at <= Timestamp::now()) {
+        return Err("--expires-at must be in the future".into());
+    }
+    let spec = KeySpec { title, grants, expires_at, application_id: None };
+    let key = manage::generate_key()?;
+    let mut conn = db::open_connection(path)?;
+    let record = in_transaction(&mut conn, |tx| manage::insert_new_key(tx, &spec, &key, &offline()))?;
+    println!("{}", key.expose());
+    eprintln!("created key {} ({}); this is the only time it is shown", record.id, record.prefix);
+    Ok(())
+}
+
+fn list(path: &Path) -> CliResult {
+    let conn = db::open_connection(path)?;
+    let now = Timestamp::now();
+    let mut before = None;
+    loop {
+        let page = list_keys(&conn, Scope::Global, before, None, MAX_PAGE_SIZE)?;
+        for k in &page {
+            let grants: Vec<String> = k.grants.iter().map(|g| format!("{}:{}", g.access.as_str(), g.path)).collect();
+            let status = if k.status.as_str() == "active" && k.is_expired(now) { "expired" } else { k.status.as_str() };
+            println!("{}\t{}\t{}\t{}\t{}\t{}", k.id, k.uuid, status, k.prefix, grants.join(","), k.title);
+        }
+        match page.last() {
+            Some(last) if page.len() == MAX_PAGE_SIZE as usize => before = Some(last.id),
+            _ => return Ok(()),
+        }
+    }
+}
+
+fn revoke(path: &Path, id: &str) -> CliResult {
+    let id = KeyId::parse(id).ok_or("ID must be a positive integer")?;
+    let mut conn = db::open_connection(path)?;
+    let record = in_transaction(&mut conn, |tx| manage::revoke_key(tx, Scope::Global, None, id, &offline()))?;
+    println!("revoked key {} ({})", record.id, record.prefix);
+    Ok(())
+}
+
+/// `access:path` pairs from `--grant`.
+fn parse_grant_args(args: &[String]) -> Result<Grants, Box<dyn Error>> {
+    let mut bodies = Vec::with_capacity(args.len());
+    for arg in args {
+        let (access, path) = arg.split_once(':').ok_or_else(|| format!("--grant {arg}: expected ACCESS:PATH"))?;
+        let access =
+            Access::parse(access).ok_or_else(|| format!("--grant {arg}: access is read, write or read_write"))?;
+        let path = GrantPath::parse(path).map_err(|e| format!("--grant {arg}: {e}"))?;
+        bodies.push(crate::grants::GrantBody { path: path.as_str().to_owned(), access });
+    }
+    Ok(Grants::from_bodies(&bodies)?)
+}
+
+fn offline() -> AuditContext {
+    AuditContext { actor: None, request_id: None, at: Timestamp::now() }
+}
+
+/// Runs `f` in an IMMEDIATE transaction (takes the write lock up front, waiting for the
+/// server's writer through busy_timeout) and commits only if it succeeds.
+fn in_transaction<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Connection) -> Result<T, ApiError>,
+) -> Result<T, Box<dyn Error>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
+}

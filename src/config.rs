@@ -1,0 +1,47 @@
+//! Every default and limit in one place, and the server's run-time configuration.
+//! `Debug` never prints secrets.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::keys::ApiKey;
+
+/// Default database file, relative to the working directory.
+pub const DEFAULT_DB: &str = "data/apikeyd.db";
+/// Default listen address: loopback only.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Largest accepted request body. Every body here is a small JSON object.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Longest key title or name, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Page size when a list call names none.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// Largest page a list call may ask for.
+pub const MAX_PAGE_SIZE: u32 = 200;
+
+/// How the server runs.
+#[derive(Clone)]
+pub struct Config {
+    /// SQLite file.
+    pub db_path: PathBuf,
+    /// Listen address.
+    pub bind: String,
+    /// Root key to install on first start (APIKEYD_ROOT_KEY); generated when absent.
+    pub root_key: Option<ApiKey>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config { db_path: PathBuf::from(DEFAULT_DB), bind: DEFAULT_BIND.to_owned(), root_key: None }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("db_path", &self.db_path)
+            .field("bind", &self.bind)
+            .field("root_key", &self.root_key.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}

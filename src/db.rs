@@ -1,0 +1,216 @@
+//! Opening the database: file permissions, per-connection pragmas, migrations, the read pool,
+//! and the async doors to it ([`Db::read`], [`Db::write`]). SQL lives in `store`; the group
+//! commit loop behind [`Db::write`] lives in `writer`.
+//!
+//! Durability: WAL with `synchronous = FULL` on every connection. In WAL mode FULL syncs the
+//! WAL on every commit, so a write acknowledged with 2xx survives power loss, not only a
+//! process kill (NORMAL would survive kill -9 alone and could lose the last commits on power
+//! loss). The level is read back and checked on every connection.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::writer::Writer;
+
+/// The complete current schema.
+const SCHEMA: &str = include_str!("../schema.sql");
+/// The schema version `SCHEMA` produces.
+pub const SCHEMA_VERSION: i64 = 1;
+/// Steps from version N to N+1, for N = 1, 2, ...; each runs in its own transaction.
+/// Never edit a shipped step: add one and update schema.sql to match.
+const MIGRATIONS: &[&str] = &[];
+/// How long a connection waits for another writer (the CLI, another process) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read connections kept open.
+const READ_POOL_SIZE: u32 = 8;
+
+/// Occurs when the database cannot be opened, read or written, or is busy past the timeout.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite said no.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// No pooled connection could be had.
+    #[error("connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// The file could not be created or its permissions set.
+    #[error("database file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The database was written by a newer apikeyd.
+    #[error("database schema version {found} is newer than this binary's {SCHEMA_VERSION}")]
+    TooNew {
+        /// The version found.
+        found: i64,
+    },
+    /// A pragma did not take (e.g. WAL refused on this file system).
+    #[error("pragma check failed: {0}")]
+    Pragma(String),
+    /// A write transaction could not begin or commit; nothing in it was kept.
+    #[error("write not committed: {0}")]
+    NotCommitted(String),
+    /// The write queue is full: the server is overloaded.
+    #[error("write queue is full")]
+    Overloaded,
+    /// The writer thread or a blocking task is gone.
+    #[error("background worker stopped")]
+    WorkerGone,
+}
+
+/// Pool of read connections.
+pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+/// The server's handle on its database: a read pool and the single group-commit writer.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    writer: Writer,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Creates the file (mode 0600) if needed, migrates, and starts the writer thread.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        let conn = open_connection(path)?;
+        let manager = SqliteConnectionManager::file(path).with_flags(flags()).with_init(|c| {
+            configure(c).map_err(|e| match e {
+                DbError::Sqlite(e) => e,
+                other => rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                    Some(other.to_string()),
+                ),
+            })
+        });
+        let pool = r2d2::Pool::builder().max_size(READ_POOL_SIZE).build(manager)?;
+        let writer = Writer::start(conn)?;
+        Ok(Db { pool, writer, path: path.to_owned() })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled connection on the blocking thread pool.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get().map_err(DbError::from)?;
+            f(&conn)
+        })
+        .await
+        .map_err(|_| E::from(DbError::WorkerGone))?
+    }
+
+    /// Runs `f` inside a transaction on the writer thread and returns once that transaction
+    /// has committed (and so been fsynced). If `f` fails, its changes are rolled back and its
+    /// error returned; if the commit fails, the commit's error is returned. See `writer`.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.writer.submit(f).await
+    }
+}
+
+/// Opens one fully configured, migrated connection: what the CLI and the writer use.
+pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Create the file ourselves so it is 0600 from its first byte; SQLite gives the -wal and
+    // -shm files the same mode as the database file.
+    OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    let conn = Connection::open_with_flags(path, flags())?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(DbError::Pragma(format!("journal_mode is {mode}, expected wal")));
+    }
+    configure(&conn)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+/// Per-connection pragmas, checked after being set.
+fn configure(conn: &Connection) -> Result<(), DbError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
+    let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    if sync != 2 {
+        return Err(DbError::Pragma(format!("synchronous is {sync}, expected 2 (FULL)")));
+    }
+    let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    if fk != 1 {
+        return Err(DbError::Pragma("foreign_keys is off".to_owned()));
+    }
+    Ok(())
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`]; refuses a newer database.
+pub fn migrate(conn: &Connection) -> Result<(), DbError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(DbError::TooNew { found: version });
+    }
+    if version == 0 {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(SCHEMA)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        return Ok(());
+    }
+    for (from, step) in (1..).zip(MIGRATIONS.iter()).skip_while(|(from, _)| *from < version) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", from + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn new_database_is_wal_full_private_and_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("k.db");
+        let conn = open_connection(&path).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2);
+        drop(conn);
+        // Opening again must not re-run the schema.
+        open_connection(&path).unwrap();
+    }
+
+    #[test]
+    fn newer_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let conn = open_connection(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        drop(conn);
+        assert!(matches!(open_connection(&path), Err(DbError::TooNew { .. })));
+    }
+}

@@ -1,0 +1,241 @@
+//! The key format: generation, checksum, parsing, hashing and redaction. Pure code, no I/O
+//! beyond the operating system's random source.
+//!
+//! A key is `sk-` + 43 base62 characters drawn from getrandom (43 x log2(62) = 256 bits)
+//! + 6 base62 characters of CRC-32 over everything before them: 52 characters matching
+//! `\bsk-[0-9A-Za-z]{49}\b`. The checksum lets a mistyped or truncated key be refused
+//! without a database look-up; it is not a secret and proves nothing about authenticity.
+//! Only the SHA-256 of the whole key is stored. A plain hash (no salt, no KDF) is enough
+//! because the input has 256 bits of entropy: there is no dictionary to precompute.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+/// Every key starts with this.
+pub const PREFIX: &str = "sk-";
+const BODY_LEN: usize = 43;
+const CHECKSUM_LEN: usize = 6;
+/// Length of every well-formed key.
+pub const KEY_LEN: usize = PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
+/// Characters of the body shown in lists: about 48 bits, enough to recognise a key,
+/// leaving over 200 unknown bits, far from enough to use it.
+const DISPLAY_BODY_CHARS: usize = 8;
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A plaintext key. Its `Debug` and `Display` show only the display prefix, so it can
+/// never reach a log by accident; [`ApiKey::expose`] is the one way to the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+/// The SHA-256 of a key: what the database stores and looks up.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyHash(pub [u8; 32]);
+
+/// Occurs when a string is not a well-formed key (wrong length, prefix, alphabet or checksum),
+/// or when the operating system's random source fails during generation.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    /// The string is not a well-formed key.
+    #[error("not a well-formed API key")]
+    Malformed,
+    /// getrandom failed; no key was made.
+    #[error("the system random source failed")]
+    Random,
+}
+
+impl ApiKey {
+    /// Makes a new key from the operating system's random source.
+    pub fn generate() -> Result<ApiKey, KeyError> {
+        let mut body = String::with_capacity(KEY_LEN);
+        body.push_str(PREFIX);
+        let mut buf = [0u8; 64];
+        while body.len() < PREFIX.len() + BODY_LEN {
+            getrandom::fill(&mut buf).map_err(|_| KeyError::Random)?;
+            // Rejection sampling: 248 = 4 x 62, so accepted bytes map uniformly onto the alphabet.
+            for b in buf.iter().copied().filter(|b| *b < 248) {
+                if body.len() == PREFIX.len() + BODY_LEN {
+                    break;
+                }
+                body.push(char::from(ALPHABET[usize::from(b % 62)]));
+            }
+        }
+        let checksum = encode_checksum(crc32(body.as_bytes()));
+        body.push_str(&checksum);
+        Ok(ApiKey(body))
+    }
+
+    /// Accepts a string only if it is a well-formed key with a matching checksum.
+    pub fn parse(s: &str) -> Result<ApiKey, KeyError> {
+        if !looks_like_key(s.as_bytes()) {
+            return Err(KeyError::Malformed);
+        }
+        let (head, checksum) = s.split_at(KEY_LEN - CHECKSUM_LEN);
+        if encode_checksum(crc32(head.as_bytes())) != checksum {
+            return Err(KeyError::Malformed);
+        }
+        Ok(ApiKey(s.to_owned()))
+    }
+
+    /// The plaintext. Call it only to put the key in the one response that creates it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// SHA-256 of the whole key.
+    pub fn hash(&self) -> KeyHash {
+        KeyHash(Sha256::digest(self.0.as_bytes()).into())
+    }
+
+    /// `sk-` and the first characters of the body, for lists and logs.
+    pub fn display_prefix(&self) -> String {
+        self.0[..PREFIX.len() + DISPLAY_BODY_CHARS].to_owned()
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey({}…)", self.display_prefix())
+    }
+}
+
+impl fmt::Debug for KeyHash {
+    /// Shows 8 bytes: enough to correlate in a debugger, and a hash is not a secret anyway.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyHash(")?;
+        for b in &self.0[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "…)")
+    }
+}
+
+/// Right length, prefix and alphabet, checksum not yet checked.
+fn looks_like_key(s: &[u8]) -> bool {
+    s.len() == KEY_LEN && s.starts_with(PREFIX.as_bytes()) && s[PREFIX.len()..].iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// Replaces every well-formed-looking key in `text` with `[redacted]`. Used on any text that
+/// echoes client input (JSON parser messages) before it reaches a response or a log.
+pub fn redact(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while let Some(pos) = text[i..].find(PREFIX) {
+        let start = i + pos;
+        let mut end = start + PREFIX.len();
+        while end < bytes.len() && bytes[end].is_ascii_alphanumeric() {
+            end += 1;
+        }
+        // Anything with a long enough body is hidden, checksum or not: a near-miss of a real key
+        // (a typo) is still mostly secret.
+        if end - start - PREFIX.len() >= 16 {
+            out.push_str(&text[copied..start]);
+            out.push_str("[redacted]");
+            copied = end;
+        }
+        i = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib): detects every error burst of up to 32 bits, so
+/// every single-character substitution and every adjacent transposition in the body.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+/// Six base62 digits, most significant first (62^6 > 2^32, so every value fits).
+fn encode_checksum(mut value: u32) -> String {
+    let mut digits = [b'0'; CHECKSUM_LEN];
+    for d in digits.iter_mut().rev() {
+        *d = ALPHABET[(value % 62) as usize];
+        value /= 62;
+    }
+    digits.iter().map(|&b| char::from(b)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_parse_and_differ() {
+        let a = ApiKey::generate().unwrap();
+        let b = ApiKey::generate().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.expose().len(), KEY_LEN);
+        assert!(a.expose().starts_with("sk-"));
+        assert_eq!(ApiKey::parse(a.expose()).unwrap(), a);
+        assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn every_single_substitution_and_adjacent_transposition_is_rejected() {
+        for _ in 0..20 {
+            let key = ApiKey::generate().unwrap();
+            let original = key.expose().as_bytes().to_vec();
+            for i in 0..original.len() {
+                for &c in ALPHABET.iter().chain(b"-_") {
+                    if c == original[i] {
+                        continue;
+                    }
+                    let mut changed = original.clone();
+                    changed[i] = c;
+                    let s = String::from_utf8(changed).unwrap();
+                    assert!(ApiKey::parse(&s).is_err(), "substitution at {i} accepted");
+                }
+                if i + 1 < original.len() && original[i] != original[i + 1] {
+                    let mut swapped = original.clone();
+                    swapped.swap(i, i + 1);
+                    let s = String::from_utf8(swapped).unwrap();
+                    assert!(ApiKey::parse(&s).is_err(), "transposition at {i} accepted");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_or_extended_keys_are_rejected() {
+        let key = ApiKey::generate().unwrap();
+        let s = key.expose();
+        assert!(ApiKey::parse(&s[..s.len() - 1]).is_err());
+        assert!(ApiKey::parse(&format!("{s}0")).is_err());
+        assert!(ApiKey::parse("").is_err());
+        assert!(ApiKey::parse(&format!(" {}", &s[1..])).is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let key = ApiKey::generate().unwrap();
+        let shown = format!("{key:?}");
+        assert!(!shown.contains(key.expose()));
+        assert!(shown.contains(&key.display_prefix()));
+        assert_eq!(key.display_prefix().len(), 11);
+    }
+
+    #[test]
+    fn redact_hides_keys_inside_text() {
+        let key = ApiKey::generate().unwrap();
+        let text = format!("invalid type: string \"{}\", expected a sequence", key.expose());
+        let clean = redact(&text);
+        assert!(!clean.contains(key.expose()));
+        assert_eq!(clean, "invalid type: string \"[redacted]\", expected a sequence");
+        assert_eq!(redact("sk-short and task-list"), "sk-short and task-list");
+    }
+}

@@ -1,0 +1,47 @@
+//! apikeyd: API keys in a local SQLite file, served over HTTP in four API shapes
+//! ("families") from one core.
+//!
+//! Imports flow one way: `api` -> `auth` -> `manage` -> `store` -> `keys`/`grants`/`model`.
+//! `keys`, `grants`, `timestamp` and `config` are pure; only `api`, `auth`, `error` and
+//! `request_id` know actix exists. `main` and the tests build the app with [`app`], so both
+//! serve exactly the same routes and middleware.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grants;
+pub mod keys;
+pub mod manage;
+pub mod model;
+pub mod request_id;
+pub mod store;
+pub mod timestamp;
+mod writer;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{middleware, web, App, Error};
+
+/// What every handler can reach.
+pub struct AppState {
+    /// The database.
+    pub db: db::Db,
+}
+
+/// The whole application: state, request ids and access log, every route.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    App::new().app_data(state).wrap(middleware::from_fn(request_id::request_context)).configure(api::configure)
+}

@@ -1,0 +1,77 @@
+//! The `audit_log` table: one row per create, revoke and delete, written in the same
+//! transaction as the change it records.
+
+use rusqlite::{params, Connection};
+
+use crate::model::KeyId;
+use crate::timestamp::Timestamp;
+
+/// What happened to a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// A key was made.
+    Create,
+    /// A key was revoked by id.
+    Revoke,
+    /// A key was deleted (by value, or by the clients family).
+    Delete,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Revoke => "revoke",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// Who did it and under which request.
+#[derive(Clone, Debug)]
+pub struct AuditContext {
+    /// The authenticated key, `None` for bootstrap and the offline CLI.
+    pub actor: Option<KeyId>,
+    /// The HTTP request id, `None` outside HTTP.
+    pub request_id: Option<String>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// Appends one audit row.
+pub fn insert_audit(conn: &Connection, action: Action, key: KeyId, ctx: &AuditContext) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log (at, action, key_id, actor_key_id, request_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![ctx.at.millis(), action.as_str(), key.0, ctx.actor.map(|k| k.0), ctx.request_id])?;
+    Ok(())
+}
+
+/// One stored audit row, for tests and the CLI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    /// `create`, `revoke` or `delete`.
+    pub action: String,
+    /// The key acted on.
+    pub key_id: KeyId,
+    /// The actor.
+    pub actor_key_id: Option<KeyId>,
+    /// The request.
+    pub request_id: Option<String>,
+}
+
+/// Every audit row for one key, oldest first.
+pub fn audit_for_key(conn: &Connection, key: KeyId) -> rusqlite::Result<Vec<AuditRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT action, key_id, actor_key_id, request_id FROM audit_log WHERE key_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([key.0], |r| {
+        Ok(AuditRow {
+            action: r.get(0)?,
+            key_id: KeyId(r.get(1)?),
+            actor_key_id: r.get::<_, Option<i64>>(2)?.map(KeyId),
+            request_id: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}

@@ -149,9 +149,11 @@ mod tests {
         map
     }
 
+    type Row<'a> = (&'a [(&'a str, &'a str)], Result<Option<&'a str>, ()>);
+
     #[test]
     fn credential_sources_table() {
-        let cases: &[(&[(&str, &str)], Result<Option<&str>, ()>)] = &[
+        let cases: &[Row<'_>] = &[
             (&[], Ok(None)),
             (&[("authorization", "Bearer abc")], Ok(Some("abc"))),
             (&[("authorization", "bearer abc")], Ok(Some("abc"))),

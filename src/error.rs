@@ -49,6 +49,8 @@ pub enum ApiError {
     MethodNotAllowed(&'static [Method]),
     /// Occurs when the body is over the size limit.
     PayloadTooLarge,
+    /// Occurs when the request's headers together exceed the limit.
+    HeadersTooLarge,
     /// Occurs when a JSON body is sent without a JSON content type.
     UnsupportedMediaType,
     /// Occurs when a client sends too many failing requests.
@@ -78,6 +80,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -94,6 +97,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::HeadersTooLarge => "headers_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable => "service_unavailable",
@@ -109,6 +113,7 @@ impl ApiError {
             ApiError::Conflict { message, .. } => message,
             ApiError::MethodNotAllowed(_) => "Method not allowed on this route",
             ApiError::PayloadTooLarge => "Request body is too large",
+            ApiError::HeadersTooLarge => "Request headers are too large",
             ApiError::UnsupportedMediaType => "Content-Type must be application/json",
             ApiError::RateLimited { .. } => "Too many failed requests; retry later",
             ApiError::Unavailable => "Server is overloaded; retry later",
@@ -239,6 +244,16 @@ impl<F: Family> ResponseError for Failure<F> {
 
     fn error_response(&self) -> HttpResponse {
         self.error.response_head().json(F::error_body(&self.error))
+    }
+}
+
+/// Renders `err` in the envelope of the family that owns `path`: for failures decided before
+/// a route is matched (unknown routes, oversized headers).
+pub fn render_for_path(path: &str, err: ApiError) -> HttpResponse {
+    if path == "/api-key" || path.starts_with("/api-key/") {
+        Failure::<Shard>::from(err).error_response()
+    } else {
+        Failure::<Native>::from(err).error_response()
     }
 }
 

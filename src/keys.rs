@@ -1,12 +1,12 @@
 //! The key format: generation, checksum, parsing, hashing and redaction. Pure code, no I/O
 //! beyond the operating system's random source.
 //!
-//! A key is `sk-` + 43 base62 characters drawn from getrandom (43 x log2(62) = 256 bits)
-//! + 6 base62 characters of CRC-32 over everything before them: 52 characters matching
-//! `\bsk-[0-9A-Za-z]{49}\b`. The checksum lets a mistyped or truncated key be refused
-//! without a database look-up; it is not a secret and proves nothing about authenticity.
-//! Only the SHA-256 of the whole key is stored. A plain hash (no salt, no KDF) is enough
-//! because the input has 256 bits of entropy: there is no dictionary to precompute.
+//! A key is `sk-`, then 43 base62 characters drawn from getrandom (43 x log2(62) = 256
+//! bits), then 6 base62 characters of CRC-32 over everything before them: 52 characters
+//! matching `\bsk-[0-9A-Za-z]{49}\b`. The checksum lets a mistyped or truncated key be
+//! refused without a database look-up; it is not a secret and proves nothing about
+//! authenticity. Only the SHA-256 of the whole key is stored. A plain hash (no salt, no KDF)
+//! is enough because the input has 256 bits of entropy: there is no dictionary to precompute.
 
 use std::fmt;
 

@@ -3,6 +3,8 @@
 //! time). The id is put in the `x-request-id` header, in request extensions (for audit rows)
 //! and in a task-local, so error envelopes rendered deep inside actix can carry it too.
 //!
+//! Requests whose headers exceed `MAX_HEADER_BYTES` are refused here with 431.
+//!
 //! The access log records method, path, status and time only: never the query string
 //! (`DELETE /api-key?value=` carries a secret), bodies or headers.
 
@@ -14,6 +16,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
 
+use crate::config::MAX_HEADER_BYTES;
+use crate::error::{render_for_path, ApiError};
 use crate::timestamp::Timestamp;
 
 tokio::task_local! {
@@ -71,10 +75,16 @@ pub async fn request_context(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let peer = req.peer_addr();
-    // No clone of the HttpRequest may be held here: routing needs it uniquely owned. Inner
-    // services turn handler and extractor errors into responses inside this scope; only a
-    // failure outside the app's routing could surface as Err, and it propagates as is.
-    let mut res = CURRENT.scope(id.clone(), next.call(req)).await?;
+    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    let mut res = if header_bytes > MAX_HEADER_BYTES {
+        let body = CURRENT.sync_scope(id.clone(), || render_for_path(req.path(), ApiError::HeadersTooLarge));
+        req.into_response(body).map_into_right_body()
+    } else {
+        // No clone of the HttpRequest may be held here: routing needs it uniquely owned.
+        // Inner services turn handler and extractor errors into responses inside this scope;
+        // only a failure outside the app's routing could surface as Err, and it propagates.
+        CURRENT.scope(id.clone(), next.call(req)).await?.map_into_left_body()
+    };
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut().insert(HEADER, value);
     }

@@ -10,7 +10,7 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse, Resource};
 
 use crate::config::MAX_BODY_BYTES;
-use crate::error::{ApiError, Failure, Family, Native, Shard};
+use crate::error::{render_for_path, ApiError, Failure, Family, Native, Shard};
 
 /// Registers every route. Used by `main` and by the tests, so both serve the same app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -47,12 +47,7 @@ async fn healthz() -> HttpResponse {
 
 /// Any unmatched path: 404 in the envelope of the family the path belongs to.
 async fn unknown_route(req: HttpRequest) -> HttpResponse {
-    let err = ApiError::NotFound("No such route");
-    if req.path().starts_with("/api-key") {
-        actix_web::ResponseError::error_response(&Failure::<Shard>::from(err))
-    } else {
-        actix_web::ResponseError::error_response(&Failure::<Native>::from(err))
-    }
+    render_for_path(req.path(), ApiError::NotFound("No such route"))
 }
 
 /// A resource whose unmatched methods answer 405 with `Allow`, in family `F`'s envelope.

@@ -115,7 +115,7 @@ pub async fn delete_key_by_value(
 async fn read_small_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
     match payload.to_bytes_limited(MAX_BODY_BYTES).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(ApiError::PayloadTooLarge),
-        Err(_) => Err(ApiError::invalid("body", "Request body could not be read")),
+        Ok(Err(_)) => Err(ApiError::invalid("body", "Request body could not be read")),
+        Err(_limit_exceeded) => Err(ApiError::PayloadTooLarge),
     }
 }

@@ -1,0 +1,196 @@
+//! The real binary: first-start bootstrap, durability across kill -9, the offline CLI next to
+//! a running server, limits enforced by the HTTP layer, and secrets never reaching the
+//! database files or the logs.
+
+mod common;
+
+use std::path::Path;
+
+use apikeyd::keys::ApiKey;
+use common::binary::{cli, Server};
+use serde_json::Value;
+
+fn auth(key: &str) -> [(&str, String); 1] {
+    [("Authorization", format!("Bearer {key}"))]
+}
+
+fn get(server: &Server, path: &str, key: &str) -> u16 {
+    let [(h, v)] = auth(key);
+    server.request("GET", path, &[(h, &v)], None).0
+}
+
+fn create_key(server: &Server, root: &str, title: &str) -> (i64, String) {
+    let [(h, v)] = auth(root);
+    let (status, body) =
+        server.request("POST", "/api/v1/keys", &[(h, &v)], Some(&format!("{{\"title\":\"{title}\"}}")));
+    assert_eq!(status, 200, "{body}");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    (json["data"]["id"].as_i64().unwrap(), json["data"]["api_key"].as_str().unwrap().to_owned())
+}
+
+fn revoke(server: &Server, root: &str, id: i64) {
+    let [(h, v)] = auth(root);
+    let (status, body) = server.request("DELETE", &format!("/api/v1/keys/{id}"), &[(h, &v)], None);
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn first_start_prints_a_working_root_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let server = Server::start(&db, &[]);
+    let root = server.printed_root_key().expect("root key printed on first start");
+    assert!(ApiKey::parse(&root).is_ok());
+    assert_eq!(get(&server, "/api/v1/keys", &root), 200);
+    server.kill9();
+    let again = Server::start(&db, &[]);
+    assert_eq!(again.printed_root_key(), None, "printed only once");
+    assert_eq!(get(&again, "/api/v1/keys", &root), 200);
+}
+
+#[test]
+fn root_key_from_the_environment_is_installed_and_a_malformed_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let chosen = ApiKey::generate().unwrap();
+    let server = Server::start(&db, &[("APIKEYD_ROOT_KEY", chosen.expose())]);
+    assert_eq!(server.printed_root_key(), None);
+    assert_eq!(get(&server, "/api/v1/keys", chosen.expose()), 200);
+    drop(server);
+
+    let other = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_apikeyd"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--db"])
+        .arg(other.path().join("k.db"))
+        .env("APIKEYD_ROOT_KEY", "sk-not-a-real-key")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("APIKEYD_ROOT_KEY is not a well-formed key"), "{stderr}");
+    assert!(!other.path().join("k.db").exists() || std::fs::metadata(other.path().join("k.db")).unwrap().len() == 0);
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let server = Server::start(&db, &[]);
+    let root = server.printed_root_key().unwrap();
+    let mut kept = Vec::new();
+    let mut revoked = Vec::new();
+    for i in 0..20 {
+        let (id, key) = create_key(&server, &root, &format!("k{i}"));
+        if i % 3 == 0 {
+            revoke(&server, &root, id);
+            revoked.push(key);
+        } else {
+            kept.push(key);
+        }
+    }
+    server.kill9();
+    let server = Server::start(&db, &[]);
+    for key in &kept {
+        assert_eq!(get(&server, "/api/v1/keys", key), 200, "created key lost after kill -9");
+    }
+    for key in &revoked {
+        assert_eq!(get(&server, "/api/v1/keys", key), 401, "revoked key came back after kill -9");
+    }
+    let conn = apikeyd::db::open_connection(&db).unwrap();
+    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ok, "ok");
+    let audits: i64 = conn.query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0)).unwrap();
+    assert_eq!(audits, 1 + 20 + revoked.len() as i64);
+}
+
+#[test]
+fn cli_revoke_and_create_are_honoured_by_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let db_arg = db.to_str().unwrap();
+    let server = Server::start(&db, &[]);
+    let root = server.printed_root_key().unwrap();
+    let (id, key) = create_key(&server, &root, "cli-victim");
+    assert_eq!(get(&server, "/api/v1/keys", &key), 200);
+
+    let (ok, out, err) = cli(&["keys", "revoke", &id.to_string(), "--db", db_arg]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(get(&server, "/api/v1/keys", &key), 401, "CLI revoke not honoured on the next request");
+
+    let (ok, out, err) = cli(&["keys", "create", "--title", "from cli", "--grant", "read:/logs", "--db", db_arg]);
+    assert!(ok, "{err}");
+    let made = out.trim();
+    assert!(ApiKey::parse(made).is_ok(), "{out}");
+    assert_eq!(get(&server, "/api/v1/keys", made), 403, "read-only key authenticates but manages nothing");
+
+    let (ok, listing, _) = cli(&["keys", "list", "--db", db_arg]);
+    assert!(ok);
+    assert!(listing.contains("from cli") && listing.contains("read:/logs") && listing.contains("revoked"));
+    assert!(!listing.contains(made) && !listing.contains(&key) && !listing.contains(&root));
+
+    let (ok, _, err) = cli(&["keys", "revoke", "abc", "--db", db_arg]);
+    assert!(!ok && err.contains("positive integer"), "{err}");
+    let (ok, _, err) = cli(&["keys", "revoke", "99999", "--db", db_arg]);
+    assert!(!ok && err.contains("not found"), "{err}");
+}
+
+#[test]
+fn the_http_layer_refuses_oversized_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("k.db"), &[]);
+    let big = "a".repeat(64 * 1024);
+    let (status, _) = server.request("GET", "/healthz", &[("x-big", &big)], None);
+    assert_eq!(status, 431);
+    assert_eq!(server.request("GET", "/healthz", &[], None).0, 200);
+}
+
+/// Every byte of every file whose name starts with the database's.
+fn database_bytes(db: &Path) -> Vec<u8> {
+    let name = db.file_name().unwrap().to_str().unwrap();
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(db.parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_str().unwrap().starts_with(name) {
+            all.extend(std::fs::read(entry.path()).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn plaintext_keys_never_reach_the_database_files_or_debug_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let server = Server::start(&db, &[("RUST_LOG", "trace")]);
+    let root = server.printed_root_key().unwrap();
+    let mut keys = Vec::new();
+    for i in 0..30 {
+        let (_, key) = create_key(&server, &root, &format!("secret-{i}"));
+        assert_eq!(get(&server, "/api/v1/keys", &key), 200);
+        keys.push(key);
+    }
+    // Delete some by value through the query string, which the access log must not record.
+    for key in keys.iter().take(5) {
+        let [(h, v)] = auth(&root);
+        let (status, _) = server.request("DELETE", &format!("/api-key?value={key}"), &[(h, &v)], None);
+        assert_eq!(status, 200);
+    }
+    let files = database_bytes(&db);
+    assert!(files.len() > 4096, "database files were read");
+    let logs = server.stderr.lock().unwrap().clone();
+    assert!(logs.contains("apikeyd::access"), "access log is on at this level");
+    server.kill9();
+    for key in keys.iter().chain(std::iter::once(&root)) {
+        assert!(!contains(&files, key), "plaintext key found in the database files");
+        assert!(!contains(&files, &key[3..]), "key body found in the database files");
+    }
+    for key in &keys {
+        assert!(!logs.contains(key.as_str()), "plaintext key found in the logs");
+    }
+    // The root key appears exactly once: the first-start line, by design.
+    assert_eq!(logs.matches(root.as_str()).count(), 1);
+}

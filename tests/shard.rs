@@ -1,0 +1,182 @@
+//! The shard-node `/api-key` family (seed 004), through the real app in-process.
+
+mod common;
+
+use actix_web::test::{self, TestRequest};
+use apikeyd::grants::{Access, Grants};
+use apikeyd::keys::ApiKey;
+use apikeyd::timestamp::Timestamp;
+use common::{assert_shard_error, bearer, grants, send, TestEnv};
+use serde_json::{json, Value};
+
+const NEVER: &str = "0001-01-01T00:00:00Z";
+
+fn create(caller: &str, body: Value) -> TestRequest {
+    TestRequest::post().uri("/api-key").insert_header(("x-user-api-key", caller)).set_json(body)
+}
+
+/// As the seed's Go and TypeScript clients send it: `?value=`, JSON content type, no body.
+fn delete_by_query(caller: &str, value: &str) -> TestRequest {
+    let encoded: String = value.bytes().map(|b| format!("%{b:02X}")).collect();
+    TestRequest::delete()
+        .uri(&format!("/api-key?value={encoded}"))
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("x-user-api-key", caller))
+}
+
+fn delete_by_body(caller: &str, body: Value) -> TestRequest {
+    TestRequest::delete().uri("/api-key").insert_header(("x-user-api-key", caller)).set_json(body)
+}
+
+#[actix_web::test]
+async fn root_creates_a_path_scoped_key_with_a_bitmask() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let r =
+        send(&app, create(&env.root, json!({"permissions": 2, "path": "/uploads/", "expiration_date": NEVER}))).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.headers.get("cache-control").unwrap(), "no-store");
+    let value = r.body["value"].as_str().unwrap();
+    assert!(ApiKey::parse(value).is_ok());
+    assert_eq!(r.body["path"], "/uploads");
+    assert_eq!(r.body["permissions"], 2);
+    assert_eq!(r.body["expiration_date"], NEVER);
+    assert!(r.body["id"].is_i64() && r.body["uuid"].is_string() && r.body["created_at"].is_string());
+    let id = r.body["id"].as_i64().unwrap();
+    let got = send(&app, TestRequest::get().uri(&format!("/api/v1/keys/{id}")).insert_header(bearer(&env.root))).await;
+    assert_eq!(got.body["data"]["grants"], json!([{"path": "/uploads", "access": "write"}]));
+    assert_eq!(got.body["data"]["expires_at"], Value::Null);
+    // A write-only key on /uploads manages nothing.
+    let r = send(&app, TestRequest::get().uri("/api/v1/keys").insert_header(bearer(value))).await;
+    assert_eq!(r.status, 403);
+
+    let when = Timestamp::now().plus_millis(86_400_000);
+    let r = send(&app, create(&env.root, json!({"permissions": 3, "path": "/", "expiration_date": when.to_string()})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["expiration_date"], when.to_string());
+}
+
+#[actix_web::test]
+async fn create_needs_a_root_key() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let body = json!({"permissions": 1, "path": "/a", "expiration_date": NEVER});
+    let (_, write_only_root) = env.insert_key(grants(&[("/", Access::Write)]), None);
+    let (_, expiring_root) = env.insert_key(Grants::root(), Some(Timestamp::now().plus_millis(3_600_000)));
+    let (_, reader) = env.insert_key(grants(&[("/", Access::Read)]), None);
+    for caller in [&write_only_root, &expiring_root, &reader] {
+        assert_shard_error(&send(&app, create(caller, body.clone())).await, 403, "forbidden");
+    }
+    let r = send(&app, TestRequest::post().uri("/api-key").set_json(body)).await;
+    assert_shard_error(&r, 401, "unauthorized");
+}
+
+#[actix_web::test]
+async fn create_refuses_bad_bodies() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let rows = [
+        json!({"permissions": 0, "path": "/a", "expiration_date": NEVER}),
+        json!({"permissions": 4, "path": "/a", "expiration_date": NEVER}),
+        json!({"permissions": "3", "path": "/a", "expiration_date": NEVER}),
+        json!({"permissions": -1, "path": "/a", "expiration_date": NEVER}),
+        json!({"permissions": 3, "path": "a", "expiration_date": NEVER}),
+        json!({"permissions": 3, "path": "/a/../b", "expiration_date": NEVER}),
+        json!({"permissions": 3, "path": "/a//b", "expiration_date": NEVER}),
+        json!({"permissions": 3, "path": "/a", "expiration_date": "never"}),
+        json!({"permissions": 3, "path": "/a", "expiration_date": "2020-01-01T00:00:00Z"}),
+        json!({"path": "/a", "expiration_date": NEVER}),
+        json!({"permissions": 3, "expiration_date": NEVER}),
+        json!({"permissions": 3, "path": "/a"}),
+        json!({"permissions": 3, "path": "/a", "expiration_date": NEVER, "extra": true}),
+    ];
+    for body in rows {
+        let r = send(&app, create(&env.root, body.clone())).await;
+        assert_shard_error(&r, 400, "invalid_request");
+    }
+    let list = send(&app, TestRequest::get().uri("/api/v1/keys").insert_header(bearer(&env.root))).await;
+    assert_eq!(list.body["data"]["keys"].as_array().unwrap().len(), 1, "nothing was created");
+}
+
+#[actix_web::test]
+async fn delete_by_query_value_as_the_seed_client_sends_it() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let (id, victim) = env.insert_key(grants(&[("/data", Access::Read)]), None);
+    let r = send(&app, delete_by_query(&env.root, &victim)).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["id"], id.0);
+    assert_eq!(r.body["status"], "deleted");
+    assert!(r.body["deleted_at"].is_string() && r.body["uuid"].is_string());
+    assert!(!r.raw.contains(&victim));
+    // Gone from the next request; the metadata stays, marked deleted.
+    let r = send(&app, TestRequest::get().uri("/api/v1/keys").insert_header(bearer(&victim))).await;
+    assert_eq!(r.status, 401);
+    let r =
+        send(&app, TestRequest::get().uri(&format!("/api/v1/keys/{}", id.0)).insert_header(bearer(&env.root))).await;
+    assert_eq!(r.body["data"]["status"], "deleted");
+    // A retry finds no active key: 404, and nothing changes.
+    assert_shard_error(&send(&app, delete_by_query(&env.root, &victim)).await, 404, "not_found");
+}
+
+#[actix_web::test]
+async fn delete_by_body_value_and_both_forms_together() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let (_, a) = env.insert_key(Grants::root(), None);
+    assert_eq!(send(&app, delete_by_body(&env.root, json!({"value": a}))).await.status, 200);
+
+    let (_, b) = env.insert_key(Grants::root(), None);
+    let (_, c) = env.insert_key(Grants::root(), None);
+    let same = delete_by_query(&env.root, &b).set_json(json!({"value": b}));
+    assert_eq!(send(&app, same).await.status, 200);
+    let differ = delete_by_query(&env.root, &c).set_json(json!({"value": env.root}));
+    assert_shard_error(&send(&app, differ).await, 400, "invalid_request");
+    // c survived the refused request.
+    assert_eq!(send(&app, TestRequest::get().uri("/api/v1/keys").insert_header(bearer(&c))).await.status, 200);
+}
+
+#[actix_web::test]
+async fn delete_error_rows() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let (revoked_id, revoked) = env.insert_key(Grants::root(), None);
+    env.revoke_direct(revoked_id);
+    let unknown = ApiKey::generate().unwrap().expose().to_owned();
+    let (_, target) = env.insert_key(Grants::root(), None);
+    let (_, reader) = env.insert_key(grants(&[("/", Access::Read)]), None);
+    let (_, sub_writer) = env.insert_key(grants(&[("/data", Access::ReadWrite)]), None);
+    let mut mangled = target.clone().into_bytes();
+    mangled.swap(10, 11);
+    let mangled = String::from_utf8(mangled).unwrap();
+
+    let bare = || TestRequest::delete().uri("/api-key").insert_header(("x-user-api-key", env.root.as_str()));
+    assert_shard_error(&send(&app, bare()).await, 400, "invalid_request");
+    assert_shard_error(&send(&app, bare().uri("/api-key?value=")).await, 400, "invalid_request");
+    assert_shard_error(&send(&app, delete_by_body(&env.root, json!({"value": ""}))).await, 400, "invalid_request");
+    assert_shard_error(&send(&app, delete_by_body(&env.root, json!({}))).await, 400, "invalid_request");
+    assert_shard_error(&send(&app, delete_by_body(&env.root, json!({"value": 5}))).await, 400, "invalid_request");
+    assert_shard_error(&send(&app, delete_by_body(&env.root, json!({"key": target}))).await, 400, "invalid_request");
+    assert_shard_error(&send(&app, bare().uri("/api-key?valu=x")).await, 400, "invalid_request");
+    let not_json = bare().insert_header(("content-type", "application/json")).set_payload("value=x");
+    assert_shard_error(&send(&app, not_json).await, 400, "invalid_request");
+    assert_shard_error(&send(&app, delete_by_query(&env.root, &mangled)).await, 400, "invalid_request");
+    assert_shard_error(&send(&app, delete_by_query(&env.root, &env.root)).await, 400, "cannot_delete_current_key");
+    assert_shard_error(&send(&app, delete_by_query(&env.root, &unknown)).await, 404, "not_found");
+    assert_shard_error(&send(&app, delete_by_query(&env.root, &revoked)).await, 404, "not_found");
+    assert_shard_error(&send(&app, delete_by_query(&reader, &target)).await, 403, "forbidden");
+    assert_shard_error(&send(&app, delete_by_query(&sub_writer, &target)).await, 403, "forbidden");
+    assert_shard_error(&send(&app, delete_by_query("sk-nope", &target)).await, 401, "unauthorized");
+    let anonymous = TestRequest::delete().uri("/api-key").set_json(json!({"value": target}));
+    assert_shard_error(&send(&app, anonymous).await, 401, "unauthorized");
+    let huge = bare().insert_header(("content-type", "application/json")).set_payload(vec![b' '; 17_000]);
+    assert_shard_error(&send(&app, huge).await, 413, "payload_too_large");
+    let r = send(&app, TestRequest::put().uri("/api-key").insert_header(("x-user-api-key", env.root.as_str()))).await;
+    assert_shard_error(&r, 405, "method_not_allowed");
+    assert_eq!(r.headers.get("allow").unwrap(), "POST, DELETE");
+    assert_shard_error(&send(&app, TestRequest::get().uri("/api-key/extra")).await, 404, "not_found");
+
+    // After all that, the target still works.
+    assert_eq!(send(&app, TestRequest::get().uri("/api/v1/keys").insert_header(bearer(&target))).await.status, 200);
+}

@@ -16,13 +16,11 @@ use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::error::{ApiError, Failure, Family};
-use crate::keys::ApiKey;
-use crate::model::KeyRecord;
+use crate::model::KeyAuth;
 use crate::request_id::RequestId;
 use crate::store::audit::AuditContext;
-use crate::store::keys::find_key_by_hash;
 use crate::timestamp::Timestamp;
-use crate::AppState;
+use crate::{verify, AppState};
 
 /// The shard-node family's credential header.
 pub const USER_API_KEY: &str = "x-user-api-key";
@@ -31,7 +29,7 @@ const UNAUTHORIZED: &str = "API key required or invalid API key";
 /// An authenticated caller: its key is active and not expired.
 pub struct Caller<F> {
     /// The caller's key.
-    pub key: KeyRecord,
+    pub key: KeyAuth,
     /// The request's id, for audit rows.
     pub request_id: Option<String>,
     family: PhantomData<F>,
@@ -51,7 +49,7 @@ pub struct Manager<F>(pub Caller<F>);
 pub struct RootCaller<F>(pub Caller<F>);
 
 /// The credential text from the request headers, if any.
-fn credential(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+pub(crate) fn credential(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let bearer = match headers.get(AUTHORIZATION) {
         None => None,
         Some(v) => {
@@ -72,18 +70,19 @@ fn credential(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// Checks the request's key against the store.
-async fn authenticate(req: &HttpRequest) -> Result<KeyRecord, ApiError> {
+/// Checks the request's key: checksum first, then one inline point look-up (see `verify`).
+async fn authenticate(req: &HttpRequest) -> Result<KeyAuth, ApiError> {
     let text = credential(req.headers())?.ok_or(ApiError::Unauthorized(UNAUTHORIZED))?;
-    let key = ApiKey::parse(text).map_err(|_| ApiError::Unauthorized(UNAUTHORIZED))?;
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::internal(&"AppState missing from app data"))?
-        .clone();
-    let hash = key.hash();
-    let found = state.db.read(move |conn| Ok::<_, ApiError>(find_key_by_hash(conn, &hash)?)).await?;
-    match found {
-        Some(record) if record.is_usable(Timestamp::now()) => Ok(record),
+    let state =
+        req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(&"AppState missing from app data"))?;
+    let now = Timestamp::now();
+    let found = verify::lookup(state, text)?;
+    match verify::judge(found.as_ref(), None, now) {
+        verify::Code::Valid => {
+            let record = found.ok_or_else(|| ApiError::internal(&"valid without a record"))?;
+            state.usage.record(record.id, now);
+            Ok(record)
+        }
         _ => Err(ApiError::Unauthorized(UNAUTHORIZED)),
     }
 }

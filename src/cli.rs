@@ -5,6 +5,7 @@
 //! server's next request.
 
 use std::error::Error;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use actix_web::{web, HttpServer};
@@ -21,6 +22,7 @@ use crate::model::{KeyId, Scope};
 use crate::store::audit::AuditContext;
 use crate::store::keys::list_keys;
 use crate::timestamp::Timestamp;
+use crate::usage::FLUSH_INTERVAL;
 use crate::AppState;
 
 /// Anything that stops a command.
@@ -77,6 +79,18 @@ enum KeysCommand {
         #[arg(long)]
         expires_at: Option<String>,
     },
+    /// Create many keys at once (for load tests and benchmarks); prints each key once, one
+    /// per line, after the transaction holding it has committed.
+    Seed {
+        #[command(flatten)]
+        db: DbArg,
+        /// How many keys.
+        #[arg(long)]
+        count: u64,
+        /// ACCESS:PATH, e.g. read:/data (repeatable). Default: read_write:/.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+    },
     /// List keys, newest first (metadata only).
     List {
         #[command(flatten)]
@@ -99,6 +113,7 @@ pub fn run(cli: Cli) -> CliResult {
         Some(Command::Keys(KeysCommand::Create { db, title, grants, expires_at })) => {
             create(&db.path, &title, &grants, expires_at.as_deref())
         }
+        Some(Command::Keys(KeysCommand::Seed { db, count, grants })) => seed(&db.path, count, &grants),
         Some(Command::Keys(KeysCommand::List { db })) => list(&db.path),
         Some(Command::Keys(KeysCommand::Revoke { db, id })) => revoke(&db.path, &id),
     }
@@ -120,16 +135,43 @@ fn serve(args: ServeArgs) -> CliResult {
         eprintln!("root key: {}", key.expose());
     }
     drop(conn);
-    let state = web::Data::new(AppState { db: Db::open(&config.db_path)? });
+    let state = web::Data::new(AppState::new(Db::open(&config.db_path)?)?);
+    let warming = state.clone();
+    std::thread::Builder::new().name("apikeyd-warm".to_owned()).spawn(move || {
+        let started = std::time::Instant::now();
+        match warming.index.warm(&warming.db) {
+            Ok(n) => log::info!("key index warm: {n} keys in {:.0?}", started.elapsed()),
+            Err(e) => log::warn!("key index warming stopped (look-ups fall back to the database): {e}"),
+        }
+    })?;
     actix_web::rt::System::new().block_on(async move {
-        let server = HttpServer::new(move || crate::app(state.clone())).bind(&config.bind)?;
+        let app_state = state.clone();
+        let server = HttpServer::new(move || crate::app(app_state.clone())).bind(&config.bind)?;
         for addr in server.addrs() {
             log::info!("listening on {addr}");
             eprintln!("listening on {addr}");
         }
-        server.run().await
+        let flusher = actix_web::rt::spawn(flush_usage_periodically(state.clone()));
+        let result = server.run().await;
+        // Graceful shutdown (SIGTERM, SIGINT): the server has drained; write what is pending.
+        flusher.abort();
+        if let Err(e) = state.usage.flush(&state.db).await {
+            log::warn!("last_used_at not flushed at shutdown: {e}");
+        }
+        result
     })?;
     Ok(())
+}
+
+/// Writes pending `last_used_at` values every [`FLUSH_INTERVAL`].
+async fn flush_usage_periodically(state: web::Data<AppState>) {
+    let mut tick = actix_web::rt::time::interval(FLUSH_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.usage.flush(&state.db).await {
+            log::warn!("last_used_at flush failed, will retry with newer values: {e}");
+        }
+    }
 }
 
 fn create(path: &Path, title: &str, grant_args: &[String], expires_at: Option<&str>) -> CliResult {
@@ -145,6 +187,34 @@ fn create(path: &Path, title: &str, grant_args: &[String], expires_at: Option<&s
     let record = in_transaction(&mut conn, |tx| manage::insert_new_key(tx, &spec, &key, &offline()))?;
     println!("{}", key.expose());
     eprintln!("created key {} ({}); this is the only time it is shown", record.id, record.prefix);
+    Ok(())
+}
+
+fn seed(path: &Path, count: u64, grant_args: &[String]) -> CliResult {
+    const CHUNK: u64 = 10_000;
+    let grants = if grant_args.is_empty() { Grants::root() } else { parse_grant_args(grant_args)? };
+    let spec = KeySpec { title: "seeded".to_owned(), grants, expires_at: None, application_id: None };
+    let mut conn = db::open_connection(path)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut done = 0;
+    while done < count {
+        let n = CHUNK.min(count - done);
+        let keys = in_transaction(&mut conn, |tx| {
+            let ctx = offline();
+            (0..n)
+                .map(|_| {
+                    let key = manage::generate_key()?;
+                    manage::insert_new_key(tx, &spec, &key, &ctx)?;
+                    Ok(key)
+                })
+                .collect::<Result<Vec<_>, ApiError>>()
+        })?;
+        for key in &keys {
+            writeln!(out, "{}", key.expose())?;
+        }
+        done += n;
+    }
+    out.flush()?;
     Ok(())
 }
 

@@ -26,8 +26,13 @@ pub const SCHEMA_VERSION: i64 = 1;
 const MIGRATIONS: &[&str] = &[];
 /// How long a connection waits for another writer (the CLI, another process) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Read connections kept open.
+/// Read connections kept open for the blocking pool.
 const READ_POOL_SIZE: u32 = 8;
+/// Longest wait for a hot-path connection; past it the request fails closed with 5xx.
+const HOT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(250);
+/// Hot-path reads wait this long for a lock (WAL readers rarely wait at all); a stalled
+/// async worker would stall every connection on it.
+const HOT_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Occurs when the database cannot be opened, read or written, or is busy past the timeout.
 #[derive(Debug, thiserror::Error)]
@@ -64,10 +69,12 @@ pub enum DbError {
 /// Pool of read connections.
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 
-/// The server's handle on its database: a read pool and the single group-commit writer.
+/// The server's handle on its database: a read pool for the blocking thread pool, a small
+/// pool for short inline reads on the hot path, and the single group-commit writer.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    hot: Pool,
     writer: Writer,
     path: PathBuf,
 }
@@ -76,23 +83,39 @@ impl Db {
     /// Creates the file (mode 0600) if needed, migrates, and starts the writer thread.
     pub fn open(path: &Path) -> Result<Db, DbError> {
         let conn = open_connection(path)?;
-        let manager = SqliteConnectionManager::file(path).with_flags(flags()).with_init(|c| {
-            configure(c).map_err(|e| match e {
-                DbError::Sqlite(e) => e,
-                other => rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-                    Some(other.to_string()),
-                ),
-            })
-        });
-        let pool = r2d2::Pool::builder().max_size(READ_POOL_SIZE).build(manager)?;
+        let pool = r2d2::Pool::builder().max_size(READ_POOL_SIZE).build(manager(path))?;
+        // The hot pool serves reads made inline on the async workers. Each worker holds at most
+        // one connection at a time and never across an await, so one per worker (plus slack)
+        // means checkout never waits; the short timeout bounds the worst case anyway.
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        let hot = r2d2::Pool::builder()
+            .max_size(u32::try_from(workers + 2).unwrap_or(8))
+            .connection_timeout(HOT_CHECKOUT_TIMEOUT)
+            .test_on_check_out(false)
+            .build(manager(path).with_init(|c| {
+                init_pooled(c)?;
+                c.busy_timeout(HOT_BUSY_TIMEOUT)
+            }))?;
         let writer = Writer::start(conn)?;
-        Ok(Db { pool, writer, path: path.to_owned() })
+        Ok(Db { pool, hot, writer, path: path.to_owned() })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs a short read (a point look-up by unique index, microseconds) right here on the
+    /// calling thread. For the hot path only: it blocks the async worker for the duration of
+    /// `f`, which is cheaper than a hop to the blocking pool and back (measured in
+    /// `verify`'s module doc). Never use it for scans.
+    pub fn read_inline<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<DbError>,
+        F: FnOnce(&Connection) -> Result<T, E>,
+    {
+        let conn = self.hot.get().map_err(DbError::from)?;
+        f(&conn)
     }
 
     /// Runs `f` on a pooled connection on the blocking thread pool.
@@ -144,6 +167,21 @@ pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
 
 fn flags() -> OpenFlags {
     OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+fn manager(path: &Path) -> SqliteConnectionManager {
+    SqliteConnectionManager::file(path).with_flags(flags()).with_init(init_pooled)
+}
+
+/// [`configure`] in the error type r2d2_sqlite's init hook wants.
+fn init_pooled(c: &mut Connection) -> rusqlite::Result<()> {
+    configure(c).map_err(|e| match e {
+        DbError::Sqlite(e) => e,
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    })
 }
 
 /// Per-connection pragmas, checked after being set.

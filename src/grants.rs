@@ -56,6 +56,15 @@ impl Access {
         }
     }
 
+    /// What an HTTP method needs: GET, HEAD and OPTIONS read; every other method writes
+    /// (an unknown method is treated as the stronger need).
+    pub fn for_method(method: &str) -> Access {
+        match method.trim().to_ascii_uppercase().as_str() {
+            "GET" | "HEAD" | "OPTIONS" => Access::Read,
+            _ => Access::Write,
+        }
+    }
+
     /// The JSON spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -108,6 +117,36 @@ impl GrantPath {
             }
         }
         Ok(GrantPath(format!("/{rest}")))
+    }
+
+    /// The path a gateway reports for a request (nginx `$request_uri`, Traefik and Caddy
+    /// `X-Forwarded-Uri`): the query and fragment are cut off, percent-escapes are decoded
+    /// exactly once, and the result must pass [`GrantPath::parse`]. Encoded slashes and
+    /// backslashes (`%2F`, `%5C`) are refused outright: a backend may or may not decode them,
+    /// so they could name a different path there than here. A `%` left after one decoding
+    /// (double encoding) is refused by `parse`. Nothing that fails here can widen a grant.
+    pub fn from_request_uri(uri: &str) -> Result<GrantPath, PathError> {
+        let raw = uri.split(['?', '#']).next().unwrap_or("");
+        let bytes = raw.as_bytes();
+        let mut decoded = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = bytes.get(i + 1..i + 3).ok_or(PathError("truncated percent-escape"))?;
+                let text = std::str::from_utf8(hex).map_err(|_| PathError("invalid percent-escape"))?;
+                let b = u8::from_str_radix(text, 16).map_err(|_| PathError("invalid percent-escape"))?;
+                if b == b'/' || b == b'\\' {
+                    return Err(PathError("path has an encoded slash"));
+                }
+                decoded.push(b);
+                i += 3;
+            } else {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+        let text = String::from_utf8(decoded).map_err(|_| PathError("path is not UTF-8"))?;
+        GrantPath::parse(&text)
     }
 
     /// The normalised text.
@@ -281,6 +320,52 @@ mod tests {
             assert_eq!(got.as_ref().map(GrantPath::as_str), *expected, "input {input:?}");
         }
         assert!(GrantPath::parse(&format!("/{}", "a".repeat(MAX_PATH_LEN))).is_err());
+    }
+
+    #[test]
+    fn request_uri_table() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("/data/file.txt", Some("/data/file.txt")),
+            ("/data/file.txt?x=1&y=/../admin", Some("/data/file.txt")),
+            ("/data/a#frag", Some("/data/a")),
+            ("/data/caf%C3%A9", Some("/data/café")),
+            ("/data/a%20b", Some("/data/a b")),
+            ("/", Some("/")),
+            ("/data/", Some("/data")),
+            ("/data/../admin", None),
+            ("/data/%2e%2e/admin", None),
+            ("/data/%2E%2E/admin", None),
+            ("/data/.%2e/admin", None),
+            ("/data%2F..%2Fadmin", None),
+            ("/data%2fsecret", None),
+            ("/data%5C..%5Cadmin", None),
+            ("/data/%252e%252e/admin", None),
+            ("/data/%25", None),
+            ("/data/%", None),
+            ("/data/%4", None),
+            ("/data/%zz", None),
+            ("/data/%00", None),
+            ("/data/%FF", None),
+            ("/data//admin", None),
+            ("/data/./x", None),
+            ("data/x", None),
+            ("http://evil/data", None),
+            ("", None),
+        ];
+        for (input, expected) in cases {
+            let got = GrantPath::from_request_uri(input).ok();
+            assert_eq!(got.as_ref().map(GrantPath::as_str), *expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn methods_map_to_access() {
+        for m in ["GET", "get", "HEAD", "OPTIONS"] {
+            assert_eq!(Access::for_method(m), Access::Read, "{m}");
+        }
+        for m in ["POST", "PUT", "PATCH", "DELETE", "PROPFIND", ""] {
+            assert_eq!(Access::for_method(m), Access::Write, "{m}");
+        }
     }
 
     #[test]

@@ -13,12 +13,15 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod grants;
+pub mod index;
 pub mod keys;
 pub mod manage;
 pub mod model;
 pub mod request_id;
 pub mod store;
 pub mod timestamp;
+pub mod usage;
+pub mod verify;
 mod writer;
 
 use actix_web::body::MessageBody;
@@ -29,6 +32,18 @@ use actix_web::{middleware, web, App, Error};
 pub struct AppState {
     /// The database.
     pub db: db::Db,
+    /// Pending `last_used_at` values.
+    pub usage: usage::Usage,
+    /// Hash -> key, kept coherent with the database (see `index`).
+    pub index: index::KeyIndex,
+}
+
+impl AppState {
+    /// State around an open database, with an empty (read-through) index.
+    pub fn new(db: db::Db) -> Result<AppState, db::DbError> {
+        let index = index::KeyIndex::open(&db)?;
+        Ok(AppState { db, usage: usage::Usage::default(), index })
+    }
 }
 
 /// The whole application: state, request ids and access log, every route.

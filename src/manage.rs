@@ -10,7 +10,7 @@ use crate::config::MAX_TITLE_CHARS;
 use crate::error::ApiError;
 use crate::grants::Grants;
 use crate::keys::{ApiKey, KeyError};
-use crate::model::{AppId, KeyId, KeyRecord, Scope, Status};
+use crate::model::{AppId, KeyAuth, KeyId, KeyRecord, Scope, Status};
 use crate::store::audit::{insert_audit, Action, AuditContext};
 use crate::store::keys::{self as key_store, NewKeyRow};
 use crate::timestamp::Timestamp;
@@ -39,14 +39,14 @@ impl KeySpec {
     /// the creator holds is 403; an expiry not in the future is 400. The new key joins the
     /// creator's application.
     pub fn minted_by(
-        creator: &KeyRecord,
+        creator: &KeyAuth,
         title: String,
         grants: Option<Grants>,
         expires_at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<KeySpec, ApiError> {
         let grants = match grants {
-            None => creator.grants.clone(),
+            None => Grants::clone(&creator.grants),
             Some(g) if g.within(&creator.grants) => g,
             Some(_) => return Err(ApiError::Forbidden("Requested grants exceed the grants of the calling key")),
         };
@@ -206,20 +206,13 @@ mod tests {
     use super::*;
     use crate::grants::{Access, GrantPath};
 
-    fn creator(grants: Grants, expires_at: Option<Timestamp>) -> KeyRecord {
-        KeyRecord {
+    fn creator(grants: Grants, expires_at: Option<Timestamp>) -> KeyAuth {
+        KeyAuth {
             id: KeyId(1),
             uuid: Uuid::new_v4(),
-            title: "c".into(),
-            prefix: "sk-x".into(),
-            grants,
+            grants: std::sync::Arc::new(grants),
             status: Status::Active,
-            created_at: Timestamp::from_millis(0),
-            revoked_at: None,
-            deleted_at: None,
             expires_at,
-            last_used_at: None,
-            created_by: None,
             application_id: Some(AppId(7)),
         }
     }

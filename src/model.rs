@@ -2,6 +2,7 @@
 //! a caller acts in. Pure data; storage lives in `store`, rules in `manage`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -108,7 +109,57 @@ pub struct KeyRecord {
     pub application_id: Option<AppId>,
 }
 
+/// What authentication and verification need to know about a key: small, cheap to clone
+/// (grants are shared), and what the in-memory index holds for every key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyAuth {
+    /// Numeric id.
+    pub id: KeyId,
+    /// Public UUID.
+    pub uuid: Uuid,
+    /// What the key may do.
+    pub grants: Arc<Grants>,
+    /// Active, revoked or deleted.
+    pub status: Status,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// Its application, if any.
+    pub application_id: Option<AppId>,
+}
+
+impl KeyAuth {
+    /// True when `now` is at or past the expiry.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// Active and not expired: the only state in which the key authenticates.
+    pub fn is_usable(&self, now: Timestamp) -> bool {
+        self.status == Status::Active && !self.is_expired(now)
+    }
+
+    /// The scope this key acts in.
+    pub fn scope(&self) -> Scope {
+        match self.application_id {
+            Some(app) => Scope::Application(app),
+            None => Scope::Global,
+        }
+    }
+}
+
 impl KeyRecord {
+    /// The authentication view of this record.
+    pub fn auth(&self) -> KeyAuth {
+        KeyAuth {
+            id: self.id,
+            uuid: self.uuid,
+            grants: Arc::new(self.grants.clone()),
+            status: self.status,
+            expires_at: self.expires_at,
+            application_id: self.application_id,
+        }
+    }
+
     /// True when `now` is at or past the expiry.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|at| now >= at)

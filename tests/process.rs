@@ -194,3 +194,45 @@ fn plaintext_keys_never_reach_the_database_files_or_debug_logs() {
     // The root key appears exactly once: the first-start line, by design.
     assert_eq!(logs.matches(root.as_str()).count(), 1);
 }
+
+fn verify_code(server: &Server, key: &str) -> String {
+    let (status, body) = server.request("POST", "/api/v1/keys/verify", &[], Some(&format!("{{\"key\":\"{key}\"}}")));
+    assert_eq!(status, 200, "{body}");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    json["data"]["code"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn cli_revoke_is_honoured_on_the_next_verify_and_forward_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let server = Server::start(&db, &[]);
+    let root = server.printed_root_key().unwrap();
+    let (id, key) = create_key(&server, &root, "edge");
+    for _ in 0..3 {
+        assert_eq!(verify_code(&server, &key), "VALID");
+        assert_eq!(server.request("GET", "/auth?path=/x", &[("x-user-api-key", &key)], None).0, 200);
+    }
+    let (ok, out, err) = cli(&["keys", "revoke", &id.to_string(), "--db", db.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(verify_code(&server, &key), "REVOKED");
+    assert_eq!(server.request("GET", "/auth?path=/x", &[("x-user-api-key", &key)], None).0, 401);
+}
+
+#[test]
+fn graceful_shutdown_flushes_last_used_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let mut server = Server::start(&db, &[]);
+    let root = server.printed_root_key().unwrap();
+    let (id, key) = create_key(&server, &root, "used");
+    assert_eq!(verify_code(&server, &key), "VALID");
+    let status = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
+    let conn = apikeyd::db::open_connection(&db).unwrap();
+    let used: Option<i64> =
+        conn.query_row("SELECT last_used_at FROM api_keys WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+    assert!(used.is_some(), "last_used_at flushed at shutdown");
+}

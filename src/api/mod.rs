@@ -5,6 +5,7 @@
 mod body;
 mod native;
 mod shard;
+mod verify;
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse, Resource};
@@ -15,6 +16,7 @@ use crate::error::{render_for_path, ApiError, Failure, Family, Native, Shard};
 /// Registers every route. Used by `main` and by the tests, so both serve the same app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
+        .service(web::resource("/auth").app_data(query_config::<Native>()).route(web::route().to(verify::forward_auth)))
         .service(
             web::scope("/api/v1")
                 .app_data(json_config::<Native>())
@@ -24,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(native::list_keys))
                         .route(web::post().to(native::create_key)),
                 )
+                .service(resource::<Native>("/keys/verify", &[Method::POST]).route(web::post().to(verify::verify_key)))
                 .service(
                     resource::<Native>("/keys/{id}", &[Method::GET, Method::DELETE])
                         .route(web::get().to(native::get_key))

@@ -3,6 +3,8 @@
 
 use rusqlite::{params, Connection};
 
+use crate::keys::KeyHash;
+
 use crate::model::KeyId;
 use crate::timestamp::Timestamp;
 
@@ -72,6 +74,29 @@ pub fn audit_for_key(conn: &Connection, key: KeyId) -> rusqlite::Result<Vec<Audi
             actor_key_id: r.get::<_, Option<i64>>(2)?.map(KeyId),
             request_id: r.get(3)?,
         })
+    })?;
+    rows.collect()
+}
+
+/// The newest audit row's id (0 for none): where a reader of the change feed starts.
+pub fn last_audit_id(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(id), 0) FROM audit_log")?.query_row([], |r| r.get(0))
+}
+
+/// The change feed: audit rows after `after`, oldest first, at most `limit`, each with the
+/// hash of the key it changed. Every change to a key has its audit row (same transaction),
+/// so this is every change, in commit order of the ids.
+pub fn changes_since(conn: &Connection, after: i64, limit: u32) -> rusqlite::Result<Vec<(i64, KeyHash)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.id, k.key_hash FROM audit_log a JOIN api_keys k ON k.id = a.key_id \
+         WHERE a.id > ?1 ORDER BY a.id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit], |r| {
+        let bytes: Vec<u8> = r.get(1)?;
+        let hash: [u8; 32] = bytes.try_into().map_err(|_| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, "hash length".into())
+        })?;
+        Ok((r.get(0)?, KeyHash(hash)))
     })?;
     rows.collect()
 }

@@ -1,11 +1,14 @@
 //! The `api_keys` table.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use rusqlite::{named_params, params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 use crate::grants::{GrantBody, Grants};
 use crate::keys::KeyHash;
-use crate::model::{AppId, KeyId, KeyRecord, Scope, Status};
+use crate::model::{AppId, KeyAuth, KeyId, KeyRecord, Scope, Status};
 use crate::timestamp::Timestamp;
 
 const COLUMNS: &str = "id, uuid, title, prefix, grants, status, created_at, revoked_at, deleted_at, \
@@ -121,6 +124,64 @@ pub fn mark_deleted(conn: &Connection, id: KeyId, at: Timestamp) -> rusqlite::Re
         )?
         .execute(params![id.0, at.millis()])?;
     Ok(n == 1)
+}
+
+/// Moves `last_used_at` forward to `at` (never backward: flushes may arrive out of order).
+pub fn touch_last_used(conn: &Connection, id: KeyId, at: Timestamp) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+    )?
+    .execute(params![id.0, at.millis()])?;
+    Ok(())
+}
+
+/// Up to `limit` keys' authentication views with ids above `after`, in id order, keyed by
+/// hash: pages for warming the in-memory index. Rows share grants through `interned`: each
+/// distinct grants text is parsed once and its `Arc` reused, which keeps a million keys with
+/// a few distinct grant sets small.
+pub fn load_auth_page(
+    conn: &Connection,
+    after: KeyId,
+    limit: u32,
+    interned: &mut HashMap<String, Arc<Grants>>,
+) -> rusqlite::Result<Vec<(KeyHash, KeyAuth)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key_hash, id, uuid, grants, status, expires_at, application_id FROM api_keys \
+         WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let mut rows = stmt.query(params![after.0, limit])?;
+    let mut out = Vec::with_capacity(limit as usize);
+    while let Some(row) = rows.next()? {
+        let bad = |col: usize, why: &str| {
+            rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, why.to_owned().into())
+        };
+        let hash: Vec<u8> = row.get(0)?;
+        let hash: [u8; 32] = hash.try_into().map_err(|_| bad(0, "hash length"))?;
+        let grants_text: String = row.get(3)?;
+        let grants = match interned.get(&grants_text) {
+            Some(g) => Arc::clone(g),
+            None => {
+                let bodies: Vec<GrantBody> = serde_json::from_str(&grants_text).map_err(|_| bad(3, "grants JSON"))?;
+                let g = Arc::new(Grants::from_bodies(&bodies).map_err(|_| bad(3, "grants"))?);
+                interned.insert(grants_text, Arc::clone(&g));
+                g
+            }
+        };
+        let uuid: String = row.get(2)?;
+        let status: String = row.get(4)?;
+        out.push((
+            KeyHash(hash),
+            KeyAuth {
+                id: KeyId(row.get(1)?),
+                uuid: Uuid::parse_str(&uuid).map_err(|_| bad(2, "uuid"))?,
+                grants,
+                status: Status::parse(&status).ok_or_else(|| bad(4, "status"))?,
+                expires_at: row.get::<_, Option<i64>>(5)?.map(Timestamp::from_millis),
+                application_id: row.get::<_, Option<i64>>(6)?.map(AppId),
+            },
+        ));
+    }
+    Ok(out)
 }
 
 /// How many keys exist in any status: zero means a brand-new database.

@@ -35,7 +35,7 @@ impl TestEnv {
         let mut conn = db::open_connection(&path).unwrap();
         manage::bootstrap(&mut conn, Some(&root)).unwrap();
         drop(conn);
-        let state = web::Data::new(AppState { db: Db::open(&path).unwrap() });
+        let state = web::Data::new(AppState::new(Db::open(&path).unwrap()).unwrap());
         TestEnv { dir, state, root: root.expose().to_owned() }
     }
 

@@ -1,0 +1,216 @@
+//! The in-memory key index: hash -> what authentication needs, so a verification costs a
+//! hash-map look-up instead of a SQLite read. Measured on the 2-core machine (100,000 keys,
+//! wrk, 32 connections): a pooled SQLite point look-up inline on the worker reached about
+//! 30% of the `/healthz` ceiling, most of the time in SQLite's read-transaction start and
+//! page-cache locks; the index brings it to the figures in BENCHMARKS.md.
+//!
+//! Coherence is the whole difficulty, and it rests on two facts:
+//! 1. Every change to a key writes an audit row in the same transaction (see `manage`), so
+//!    the audit log is a complete change feed, whoever wrote it: this server's writer or
+//!    `apikeyd keys revoke` in another process.
+//! 2. In WAL mode every commit, from any process, rewrites the WAL-index header at the start
+//!    of the `-shm` file (its change counter `iChange` is bumped; format documented in
+//!    SQLite's walformat.html, shared by all processes and versions). Reading those 48 bytes
+//!    with one `pread` costs far less than starting a read transaction.
+//!
+//! So each look-up first reads the header; if it differs from the one seen at the last
+//! refresh, the feed since the last applied audit row is read and those keys are dropped
+//! from the map before anything is answered. A revoke acknowledged (committed) before a
+//! request starts has therefore always changed the header that request reads. Misses fall
+//! through to SQLite and fill the map only if no refresh happened meanwhile (`generation`),
+//! so a fill can never resurrect a state that a concurrent refresh invalidated. Unknown keys
+//! are not cached (that would let a flood of made-up keys grow memory).
+//!
+//! The `-shm` file stays in place while the server runs: its writer connection is open for
+//! the server's whole life, and SQLite removes `-shm` only when the last connection closes.
+//! If the header cannot be read, every look-up refreshes from the feed: slower, still right.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::db::{Db, DbError};
+use crate::grants::Grants;
+use crate::keys::KeyHash;
+use crate::model::{KeyAuth, KeyId};
+use crate::store::audit::{changes_since, last_audit_id};
+use crate::store::keys::{count_keys, find_key_by_hash, load_auth_page};
+
+/// Bytes of the WAL-index header compared (the first of its two copies).
+const HEADER_LEN: usize = 48;
+/// A feed longer than this (a bulk load by another process) clears the map instead.
+const MAX_FEED: u32 = 10_000;
+/// Rows per warming page; the write lock is held for one page at a time.
+const WARM_PAGE: u32 = 10_000;
+
+type Header = [u8; HEADER_LEN];
+
+/// The index. One per database, shared by all workers.
+pub struct KeyIndex {
+    shm: Option<File>,
+    state: RwLock<State>,
+}
+
+struct State {
+    keys: HashMap<KeyHash, KeyAuth>,
+    /// The last audit row whose change has been applied.
+    cursor: i64,
+    /// Bumped by every refresh. A miss that began before a refresh must not fill the map.
+    generation: u64,
+    /// The WAL-index header read before the last refresh's feed query.
+    seen: Option<Header>,
+    /// While warming: every hash invalidated since warming began, which warming must skip.
+    /// `None` when not warming (or when a refresh cleared the map and so aborted warming).
+    warming: Option<HashSet<KeyHash>>,
+}
+
+impl KeyIndex {
+    /// An empty index positioned at the current end of the change feed.
+    pub fn open(db: &Db) -> Result<KeyIndex, DbError> {
+        let mut shm_path = PathBuf::from(db.path());
+        shm_path.as_mut_os_string().push("-shm");
+        let shm = match File::open(&shm_path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                log::warn!("cannot open {}: {e}; every key look-up will read the change feed", shm_path.display());
+                None
+            }
+        };
+        let mut index = KeyIndex {
+            shm,
+            state: RwLock::new(State { keys: HashMap::new(), cursor: 0, generation: 0, seen: None, warming: None }),
+        };
+        let seen = index.header();
+        let cursor = db.read_inline(|conn| Ok::<_, DbError>(last_audit_id(conn)?))?;
+        let state = index.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.seen = seen;
+        state.cursor = cursor;
+        Ok(index)
+    }
+
+    /// The key whose hash is `hash`, in any status, as of a state no older than the start of
+    /// this call. `None` when no such key exists.
+    pub fn find(&self, db: &Db, hash: &KeyHash) -> Result<Option<KeyAuth>, DbError> {
+        let header = self.header();
+        let generation = {
+            let state = self.read();
+            if header.is_some() && state.seen == header {
+                if let Some(found) = state.keys.get(hash) {
+                    return Ok(Some(found.clone()));
+                }
+                Some(state.generation)
+            } else {
+                None
+            }
+        };
+        let generation = match generation {
+            Some(g) => g,
+            None => {
+                self.refresh(db, header)?;
+                let state = self.read();
+                if let Some(found) = state.keys.get(hash) {
+                    return Ok(Some(found.clone()));
+                }
+                state.generation
+            }
+        };
+        let Some(record) = db.read_inline(|conn| Ok::<_, DbError>(find_key_by_hash(conn, hash)?))? else {
+            return Ok(None);
+        };
+        let auth = record.auth();
+        let mut state = self.write();
+        if state.generation == generation {
+            state.keys.entry(*hash).or_insert_with(|| auth.clone());
+        }
+        Ok(Some(auth))
+    }
+
+    /// Loads every key into the map, a page at a time, while look-ups go on. Meant for a
+    /// background thread at start-up; the server answers correctly before it finishes.
+    pub fn warm(&self, db: &Db) -> Result<usize, DbError> {
+        let total = db.read_inline(|conn| Ok::<_, DbError>(count_keys(conn)?))?;
+        {
+            let mut state = self.write();
+            let missing = usize::try_from(total).unwrap_or(0).saturating_sub(state.keys.len());
+            state.keys.reserve(missing);
+            state.warming = Some(HashSet::new());
+        }
+        let mut interned: HashMap<String, Arc<Grants>> = HashMap::new();
+        let mut after = KeyId(0);
+        let mut loaded = 0;
+        loop {
+            let page =
+                db.read_inline(|conn| Ok::<_, DbError>(load_auth_page(conn, after, WARM_PAGE, &mut interned)?))?;
+            let Some((_, last)) = page.last() else { break };
+            after = last.id;
+            let mut state = self.write();
+            let State { keys, warming, .. } = &mut *state;
+            let Some(invalidated) = warming.as_ref() else { return Ok(loaded) };
+            for (hash, auth) in page {
+                if !invalidated.contains(&hash) {
+                    keys.entry(hash).or_insert(auth);
+                    loaded += 1;
+                }
+            }
+        }
+        self.write().warming = None;
+        Ok(loaded)
+    }
+
+    /// How many keys the map holds.
+    pub fn len(&self) -> usize {
+        self.read().keys.len()
+    }
+
+    /// True when the map holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies the change feed since the last refresh.
+    fn refresh(&self, db: &Db, header: Option<Header>) -> Result<(), DbError> {
+        let mut state = self.write();
+        if header.is_some() && state.seen == header {
+            return Ok(()); // another worker refreshed while this one waited for the lock
+        }
+        let cursor = state.cursor;
+        let changes = db.read_inline(|conn| Ok::<_, DbError>(changes_since(conn, cursor, MAX_FEED + 1)?))?;
+        if changes.len() > MAX_FEED as usize {
+            // Too many to apply one by one: start over, empty, from the current end.
+            state.keys.clear();
+            state.warming = None;
+            state.cursor = db.read_inline(|conn| Ok::<_, DbError>(last_audit_id(conn)?))?;
+        } else {
+            let State { keys, warming, cursor, .. } = &mut *state;
+            for (id, hash) in changes {
+                keys.remove(&hash);
+                if let Some(set) = warming.as_mut() {
+                    set.insert(hash);
+                }
+                *cursor = id;
+            }
+        }
+        state.generation += 1;
+        state.seen = header;
+        Ok(())
+    }
+
+    /// The WAL-index header, or `None` if it cannot be read.
+    fn header(&self) -> Option<Header> {
+        let mut buf = [0u8; HEADER_LEN];
+        self.shm.as_ref()?.read_exact_at(&mut buf, 0).ok()?;
+        Some(buf)
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // The state is only ever replaced whole-field under the lock; a panic elsewhere
+        // cannot leave it half-written, so a poisoned lock is still a consistent one.
+        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

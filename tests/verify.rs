@@ -1,0 +1,255 @@
+//! Verification at the edge: the verify API's codes, forward-auth header variants and path
+//! tricks, revocation honoured from the very next request whoever made it, and batched
+//! `last_used_at`.
+
+mod common;
+
+use actix_web::test::{self, TestRequest};
+use apikeyd::grants::{Access, Grants};
+use apikeyd::keys::ApiKey;
+use apikeyd::timestamp::Timestamp;
+use common::{assert_native_error, bearer, grants, send, TestEnv};
+use serde_json::{json, Value};
+
+fn verify(body: Value) -> TestRequest {
+    TestRequest::post().uri("/api/v1/keys/verify").set_json(body)
+}
+
+#[actix_web::test]
+async fn verify_answers_every_code_with_the_documented_fields() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let (good_id, good) = env.insert_key(grants(&[("/data", Access::Read)]), None);
+    let (revoked_id, revoked) = env.insert_key(Grants::root(), None);
+    env.revoke_direct(revoked_id);
+    let (_, deleted) = env.insert_key(Grants::root(), None);
+    env.delete_direct(&deleted);
+    let (_, expired) = env.insert_key(Grants::root(), Some(Timestamp::now().plus_millis(-1)));
+    let unknown = ApiKey::generate().unwrap().expose().to_owned();
+    let mut malformed = good.clone();
+    malformed.pop();
+    malformed.push('!');
+
+    let rows: Vec<(Value, &str)> = vec![
+        (json!({"key": good}), "VALID"),
+        (json!({"key": good, "path": "/data/file"}), "VALID"),
+        (json!({"key": good, "path": "/data", "access": "read"}), "VALID"),
+        (json!({"key": good, "path": "/data/file", "access": "write"}), "FORBIDDEN"),
+        (json!({"key": good, "path": "/datafile"}), "FORBIDDEN"),
+        (json!({"key": good, "access": "read"}), "FORBIDDEN"),
+        (json!({"key": unknown}), "NOT_FOUND"),
+        (json!({"key": malformed}), "NOT_FOUND"),
+        (json!({"key": ""}), "NOT_FOUND"),
+        (json!({"key": revoked}), "REVOKED"),
+        (json!({"key": deleted}), "DELETED"),
+        (json!({"key": expired}), "EXPIRED"),
+    ];
+    for (body, code) in rows {
+        let r = send(&app, verify(body.clone())).await;
+        assert_eq!(r.status, 200, "{body} -> {}", r.raw);
+        assert_eq!(r.body["success"], true);
+        let data = r.body["data"].as_object().unwrap();
+        let fields: Vec<&str> = data.keys().map(String::as_str).collect();
+        assert_eq!(fields, ["valid", "code", "key_id", "key_uuid", "application_id", "grants", "expires_at"]);
+        assert_eq!(data["code"], code, "{body}");
+        assert_eq!(data["valid"], code == "VALID", "{body}");
+        assert_eq!(data["key_id"].is_null(), code == "NOT_FOUND", "{body}");
+        common::assert_request_id(&r);
+    }
+    let r = send(&app, verify(json!({"key": good}))).await;
+    assert_eq!(r.body["data"]["key_id"], good_id.0);
+    assert_eq!(r.body["data"]["grants"], json!([{"path": "/data", "access": "read"}]));
+    assert!(r.body["data"]["key_uuid"].is_string());
+}
+
+#[actix_web::test]
+async fn verify_refuses_malformed_requests() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    for body in [
+        json!({}),
+        json!({"key": 5}),
+        json!({"key": null}),
+        json!({"key": env.root, "path": "relative"}),
+        json!({"key": env.root, "path": "/a/../b"}),
+        json!({"key": env.root, "access": "admin"}),
+        json!({"key": env.root, "extra": 1}),
+        json!([env.root]),
+    ] {
+        assert_native_error(&send(&app, verify(body)).await, 400, "invalid_request");
+    }
+    let raw = TestRequest::post()
+        .uri("/api/v1/keys/verify")
+        .insert_header(("content-type", "application/json"))
+        .set_payload("{\"key\": ");
+    assert_native_error(&send(&app, raw).await, 400, "invalid_request");
+}
+
+#[actix_web::test]
+async fn revocation_and_deletion_are_honoured_from_the_next_verify() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let code = |r: &common::Reply| r.body["data"]["code"].as_str().unwrap().to_owned();
+    // Over HTTP: verify (now cached), revoke, verify again.
+    let created = send(
+        &app,
+        TestRequest::post().uri("/api/v1/keys").insert_header(bearer(&env.root)).set_json(json!({"title": "v"})),
+    )
+    .await;
+    let id = created.body["data"]["id"].as_i64().unwrap();
+    let key = created.body["data"]["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(code(&send(&app, verify(json!({"key": key}))).await), "VALID");
+    assert_eq!(code(&send(&app, verify(json!({"key": key}))).await), "VALID");
+    let r = send(&app, TestRequest::delete().uri(&format!("/api/v1/keys/{id}")).insert_header(bearer(&env.root))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(code(&send(&app, verify(json!({"key": key}))).await), "REVOKED");
+
+    // Deleted by value over HTTP.
+    let (_, doomed) = env.insert_key(Grants::root(), None);
+    assert_eq!(code(&send(&app, verify(json!({"key": doomed}))).await), "VALID");
+    let del = TestRequest::delete().uri(&format!("/api-key?value={doomed}")).insert_header(bearer(&env.root));
+    assert_eq!(send(&app, del).await.status, 200);
+    assert_eq!(code(&send(&app, verify(json!({"key": doomed}))).await), "DELETED");
+
+    // Revoked through another connection (as another process would): the cached VALID must
+    // not survive, on verify, on forward-auth, or on a management call.
+    let (other_id, other) = env.insert_key(Grants::root(), None);
+    assert_eq!(code(&send(&app, verify(json!({"key": other}))).await), "VALID");
+    let list = || TestRequest::get().uri("/api/v1/keys").insert_header(bearer(&other));
+    assert_eq!(send(&app, list()).await.status, 200);
+    env.revoke_direct(other_id);
+    assert_eq!(code(&send(&app, verify(json!({"key": other}))).await), "REVOKED");
+    assert_eq!(send(&app, list()).await.status, 401);
+    let auth = TestRequest::get().uri("/auth").insert_header(("x-user-api-key", other.as_str()));
+    assert_eq!(send(&app, auth).await.status, 401);
+}
+
+#[actix_web::test]
+async fn a_warmed_index_still_sees_changes_made_elsewhere() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let keys: Vec<_> = (0..50).map(|_| env.insert_key(Grants::root(), None)).collect();
+    let loaded = env.state.index.warm(&env.state.db).unwrap();
+    assert_eq!(loaded, 51, "root plus 50");
+    assert_eq!(env.state.index.len(), 51);
+    for (id, _) in keys.iter().step_by(5) {
+        env.revoke_direct(*id);
+    }
+    for (i, (_, key)) in keys.iter().enumerate() {
+        let r = send(&app, verify(json!({"key": key}))).await;
+        let want = if i % 5 == 0 { "REVOKED" } else { "VALID" };
+        assert_eq!(r.body["data"]["code"], want, "key {i}");
+    }
+}
+
+/// One forward-auth case: headers, query string, expected status.
+type AuthCase<'a> = (&'a [(&'a str, &'a str)], &'a str, u16);
+
+#[actix_web::test]
+async fn forward_auth_reads_every_gateways_headers() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let (reader_id, reader) = env.insert_key(grants(&[("/data", Access::Read)]), None);
+    let (_, writer) = env.insert_key(grants(&[("/data", Access::ReadWrite)]), None);
+    let (revoked_id, revoked) = env.insert_key(Grants::root(), None);
+    env.revoke_direct(revoked_id);
+    let r = reader.as_str();
+    let w = writer.as_str();
+    let bearer_r = format!("Bearer {reader}");
+    let cases: &[AuthCase<'_>] = &[
+        // nginx auth_request
+        (&[("x-user-api-key", r), ("x-original-uri", "/data/a.txt"), ("x-original-method", "GET")], "", 200),
+        (
+            &[("x-user-api-key", r), ("x-original-uri", "/data/a.txt?download=1"), ("x-original-method", "HEAD")],
+            "",
+            200,
+        ),
+        (&[("x-user-api-key", r), ("x-original-uri", "/data/a.txt"), ("x-original-method", "POST")], "", 403),
+        (&[("x-user-api-key", r), ("x-original-uri", "/data/a.txt"), ("x-original-method", "DELETE")], "", 403),
+        (&[("x-user-api-key", w), ("x-original-uri", "/data/a.txt"), ("x-original-method", "PUT")], "", 200),
+        (&[("x-user-api-key", r), ("x-original-uri", "/other"), ("x-original-method", "GET")], "", 403),
+        // Traefik ForwardAuth / Caddy forward_auth
+        (&[("authorization", &bearer_r), ("x-forwarded-uri", "/data/x"), ("x-forwarded-method", "GET")], "", 200),
+        (&[("authorization", &bearer_r), ("x-forwarded-uri", "/data/x"), ("x-forwarded-method", "PATCH")], "", 403),
+        (&[("authorization", &bearer_r), ("x-forwarded-uri", "/datax"), ("x-forwarded-method", "GET")], "", 403),
+        // Query fallbacks
+        (&[("x-user-api-key", r)], "path=/data/q", 200),
+        (&[("x-user-api-key", r)], "path=/data/q&access=write", 403),
+        (&[("x-user-api-key", w)], "path=/data/q&access=read_write", 200),
+        (&[("x-user-api-key", r)], "path=/elsewhere", 403),
+        (&[("x-user-api-key", r)], "", 403), // no path: "/" is asked, and not granted
+        // Headers win over the query
+        (&[("x-user-api-key", r), ("x-original-uri", "/other")], "path=/data/q", 403),
+        // Bad keys
+        (&[("x-original-uri", "/data/a")], "", 401),
+        (&[("x-user-api-key", "sk-nope"), ("x-original-uri", "/data/a")], "", 401),
+        (&[("x-user-api-key", &revoked), ("x-original-uri", "/data/a")], "", 401),
+        (&[("x-user-api-key", r), ("authorization", "Bearer sk-other")], "", 401),
+        // Paths that must never widen a grant
+        (&[("x-user-api-key", r), ("x-original-uri", "/data/../admin")], "", 403),
+        (&[("x-user-api-key", r), ("x-original-uri", "/data/%2e%2e/admin")], "", 403),
+        (&[("x-user-api-key", r), ("x-original-uri", "/data%2F..%2Fadmin")], "", 403),
+        (&[("x-user-api-key", r), ("x-original-uri", "/data%2fsecret")], "", 403),
+        (&[("x-user-api-key", r), ("x-original-uri", "/data/%252e%252e/admin")], "", 403),
+        (&[("x-user-api-key", r), ("x-original-uri", "/data//x")], "", 403),
+        (&[("x-user-api-key", r), ("x-original-uri", "/data/./x")], "", 403),
+        (&[("x-user-api-key", r), ("x-original-uri", "/data\\..\\admin")], "", 403),
+        (&[("x-user-api-key", r), ("x-original-uri", "/data/%zz")], "", 403),
+        (&[("x-user-api-key", r)], "path=/data/../admin", 403),
+        (&[("x-user-api-key", r)], "path=/data/%252e%252e", 403),
+        (&[("x-user-api-key", r), ("x-original-uri", "/data/caf%C3%A9")], "", 200),
+    ];
+    for (i, (headers, query, want)) in cases.iter().enumerate() {
+        for method in ["GET", "POST"] {
+            let uri = if query.is_empty() { "/auth".to_owned() } else { format!("/auth?{query}") };
+            let mut req = TestRequest::default().method(method.parse().unwrap()).uri(&uri);
+            for (k, v) in headers.iter() {
+                req = req.insert_header((*k, *v));
+            }
+            let r = send(&app, req).await;
+            assert_eq!(r.status.as_u16(), *want, "case {i}: {headers:?} ?{query} via {method}");
+            assert!(r.raw.is_empty(), "forward-auth bodies are empty: {}", r.raw);
+            if *want == 200 {
+                assert!(r.headers.get("x-key-id").is_some());
+            }
+        }
+    }
+    let ok = TestRequest::get().uri("/auth?path=/data").insert_header(("x-user-api-key", r));
+    let res = send(&app, ok).await;
+    assert_eq!(res.headers.get("x-key-id").unwrap(), &reader_id.0.to_string());
+    assert!(res.headers.get("x-key-application").is_none());
+}
+
+#[actix_web::test]
+async fn last_used_at_is_batched_not_written_per_request() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let (id, key) = env.insert_key(grants(&[("/data", Access::Read)]), None);
+    let stored = || {
+        let conn = apikeyd::db::open_connection(&env.db_path()).unwrap();
+        conn.query_row("SELECT last_used_at FROM api_keys WHERE id = ?1", [id.0], |r| r.get::<_, Option<i64>>(0))
+            .unwrap()
+    };
+    let before = Timestamp::now();
+    for _ in 0..20 {
+        assert_eq!(send(&app, verify(json!({"key": key}))).await.body["data"]["code"], "VALID");
+        let auth = TestRequest::get().uri("/auth?path=/data").insert_header(("x-user-api-key", key.as_str()));
+        assert_eq!(send(&app, auth).await.status, 200);
+    }
+    assert_eq!(stored(), None, "nothing is written on the request path");
+    assert_eq!(env.state.usage.pending(), 1, "forty uses, one pending value");
+    // A failed verification is not a use.
+    let (other_id, other) = env.insert_key(grants(&[("/data", Access::Read)]), None);
+    send(&app, verify(json!({"key": other, "path": "/etc"}))).await;
+    assert_eq!(env.state.usage.pending(), 1);
+    assert_eq!(env.state.usage.flush(&env.state.db).await.unwrap(), 1);
+    let written = stored().expect("written by the flush");
+    assert!(written >= before.millis() && written <= Timestamp::now().millis());
+    let r =
+        send(&app, TestRequest::get().uri(&format!("/api/v1/keys/{}", id.0)).insert_header(bearer(&env.root))).await;
+    assert_eq!(r.body["data"]["last_used_at"], Timestamp::from_millis(written).to_string());
+    let r =
+        send(&app, TestRequest::get().uri(&format!("/api/v1/keys/{}", other_id.0)).insert_header(bearer(&env.root)))
+            .await;
+    assert_eq!(r.body["data"]["last_used_at"], Value::Null);
+}

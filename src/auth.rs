@@ -3,7 +3,8 @@
 //! [`RootCaller`] (read_write on `/` and no expiry). A failed check is rendered in the
 //! route's family envelope, chosen by the type parameter.
 //!
-//! Credentials come from `Authorization: Bearer <key>` or `x-user-api-key: <key>`. If both
+//! Credentials come from `Authorization: Bearer <key or session JWT>` or
+//! `x-user-api-key: <key>`. If both
 //! are sent they must agree: two different keys in one request is refused, never guessed.
 //! The checksum is checked before any database work, so garbage costs no look-up.
 
@@ -24,7 +25,8 @@ use crate::{verify, AppState};
 
 /// The shard-node family's credential header.
 pub const USER_API_KEY: &str = "x-user-api-key";
-const UNAUTHORIZED: &str = "API key required or invalid API key";
+/// The one 401 message for a failed credential: which check failed is never said.
+pub const UNAUTHORIZED: &str = "API key required or invalid API key";
 
 /// An authenticated caller: its key is active and not expired.
 pub struct Caller<F> {
@@ -76,7 +78,7 @@ async fn authenticate(req: &HttpRequest) -> Result<KeyAuth, ApiError> {
     let state =
         req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(&"AppState missing from app data"))?;
     let now = Timestamp::now();
-    let found = verify::lookup(state, text)?;
+    let found = verify::resolve(state, text)?;
     match verify::judge(found.as_ref(), None, now) {
         verify::Code::Valid => {
             let record = found.ok_or_else(|| ApiError::internal(&"valid without a record"))?;

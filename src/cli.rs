@@ -16,6 +16,7 @@ use crate::config::{Config, DEFAULT_BIND, DEFAULT_DB, MAX_PAGE_SIZE};
 use crate::db::{self, Db};
 use crate::error::ApiError;
 use crate::grants::{Access, GrantPath, Grants};
+use crate::jwt::DEFAULT_TTL as DEFAULT_JWT_TTL;
 use crate::keys::ApiKey;
 use crate::manage::{self, KeySpec};
 use crate::model::{KeyId, Scope};
@@ -54,6 +55,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "APIKEYD_BIND", default_value = DEFAULT_BIND)]
     bind: String,
+    /// Lifetime of session JWTs, in seconds.
+    #[arg(long = "jwt-ttl", env = "APIKEYD_JWT_TTL", default_value_t = DEFAULT_JWT_TTL.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    jwt_ttl_secs: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -127,7 +132,12 @@ fn serve(args: ServeArgs) -> CliResult {
         })?),
         Err(_) => None,
     };
-    let config = Config { db_path: args.db.path, bind: args.bind, root_key };
+    let config = Config {
+        db_path: args.db.path,
+        bind: args.bind,
+        root_key,
+        jwt_ttl: std::time::Duration::from_secs(args.jwt_ttl_secs),
+    };
     log::debug!("starting with {config:?}");
     let mut conn = db::open_connection(&config.db_path)?;
     if let Some(key) = manage::bootstrap(&mut conn, config.root_key.as_ref())? {
@@ -135,7 +145,7 @@ fn serve(args: ServeArgs) -> CliResult {
         eprintln!("root key: {}", key.expose());
     }
     drop(conn);
-    let state = web::Data::new(AppState::new(Db::open(&config.db_path)?)?);
+    let state = web::Data::new(AppState::new(Db::open(&config.db_path)?, config.jwt_ttl)?);
     let warming = state.clone();
     std::thread::Builder::new().name("apikeyd-warm".to_owned()).spawn(move || {
         let started = std::time::Instant::now();

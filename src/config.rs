@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::keys::ApiKey;
 
@@ -31,11 +32,18 @@ pub struct Config {
     pub bind: String,
     /// Root key to install on first start (APIKEYD_ROOT_KEY); generated when absent.
     pub root_key: Option<ApiKey>,
+    /// Lifetime of session JWTs.
+    pub jwt_ttl: Duration,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { db_path: PathBuf::from(DEFAULT_DB), bind: DEFAULT_BIND.to_owned(), root_key: None }
+        Config {
+            db_path: PathBuf::from(DEFAULT_DB),
+            bind: DEFAULT_BIND.to_owned(),
+            root_key: None,
+            jwt_ttl: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -45,6 +53,7 @@ impl fmt::Debug for Config {
             .field("db_path", &self.db_path)
             .field("bind", &self.bind)
             .field("root_key", &self.root_key.as_ref().map(|_| "<set>"))
+            .field("jwt_ttl", &self.jwt_ttl)
             .finish()
     }
 }

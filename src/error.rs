@@ -4,6 +4,7 @@
 //! Internal causes are logged once here, with their detail, and reach the client as a
 //! generic message: never SQL text, never a key.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -37,7 +38,7 @@ pub enum ApiError {
     Forbidden(&'static str),
     /// Occurs when the resource does not exist in the caller's scope (a key in another
     /// application's scope is reported exactly like one that does not exist).
-    NotFound(&'static str),
+    NotFound(Cow<'static, str>),
     /// Occurs when the resource's state forbids the action (e.g. revoking a deleted key).
     Conflict {
         /// Stable snake_case code.
@@ -109,7 +110,8 @@ impl ApiError {
     pub fn message(&self) -> &str {
         match self {
             ApiError::BadRequest { message, .. } => message,
-            ApiError::Unauthorized(m) | ApiError::Forbidden(m) | ApiError::NotFound(m) => m,
+            ApiError::Unauthorized(m) | ApiError::Forbidden(m) => m,
+            ApiError::NotFound(m) => m,
             ApiError::Conflict { message, .. } => message,
             ApiError::MethodNotAllowed(_) => "Method not allowed on this route",
             ApiError::PayloadTooLarge => "Request body is too large",
@@ -250,8 +252,13 @@ impl<F: Family> ResponseError for Failure<F> {
 /// Renders `err` in the envelope of the family that owns `path`: for failures decided before
 /// a route is matched (unknown routes, oversized headers).
 pub fn render_for_path(path: &str, err: ApiError) -> HttpResponse {
-    if path == "/api-key" || path.starts_with("/api-key/") {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    if under("/api-key") {
         Failure::<Shard>::from(err).error_response()
+    } else if under("/api/v1/applications") {
+        Failure::<Applications>::from(err).error_response()
+    } else if under("/api/clients") {
+        Failure::<Clients>::from(err).error_response()
     } else {
         Failure::<Native>::from(err).error_response()
     }
@@ -278,5 +285,45 @@ pub struct Shard;
 impl Family for Shard {
     fn error_body(err: &ApiError) -> serde_json::Value {
         json!({ "error": err.code(), "message": err.message(), "request_id": request_id::current() })
+    }
+}
+
+/// The applications family (seed 001): `{"error": <reason>, "message", "code": <status>}`,
+/// with `details: [{field, message}]` on 400. Messages for 400/401/403/404 are the seed's
+/// own; for a 400 the specific reason goes in `details`.
+pub struct Applications;
+
+impl Family for Applications {
+    fn error_body(err: &ApiError) -> serde_json::Value {
+        let status = err.status();
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let message = match status.as_u16() {
+            400 => "The request contains invalid parameters or malformed data",
+            401 => "Authentication required. Please provide a valid API token",
+            403 => "You don't have permission to access this resource",
+            404 => "The requested resource was not found",
+            _ => err.message(),
+        };
+        let mut body = json!({ "error": reason, "message": message, "code": status.as_u16() });
+        if let ApiError::BadRequest { field, message, .. } = err {
+            body["details"] = json!([{ "field": field.unwrap_or("body"), "message": message }]);
+        }
+        body
+    }
+}
+
+/// The clients family (seed 003): `{"status": <status>, "message", "data": null}`. A failed
+/// bearer credential reads "Invalid JWT token", as in the seed; handlers set the other
+/// messages (the seed's exact texts for the delete call).
+pub struct Clients;
+
+impl Family for Clients {
+    fn error_body(err: &ApiError) -> serde_json::Value {
+        let status = err.status().as_u16();
+        let message = match err {
+            ApiError::Unauthorized(m) if *m == crate::auth::UNAUTHORIZED => "Invalid JWT token",
+            other => other.message(),
+        };
+        json!({ "status": status, "message": message, "data": null })
     }
 }

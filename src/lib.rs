@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod grants;
 pub mod index;
+pub mod jwt;
 pub mod keys;
 pub mod manage;
 pub mod model;
@@ -36,13 +37,17 @@ pub struct AppState {
     pub usage: usage::Usage,
     /// Hash -> key, kept coherent with the database (see `index`).
     pub index: index::KeyIndex,
+    /// JWT sessions.
+    pub sessions: jwt::Sessions,
 }
 
 impl AppState {
-    /// State around an open database, with an empty (read-through) index.
-    pub fn new(db: db::Db) -> Result<AppState, db::DbError> {
+    /// State around an open database, with an empty (read-through) index and sessions that
+    /// last `jwt_ttl`.
+    pub fn new(db: db::Db, jwt_ttl: std::time::Duration) -> Result<AppState, Box<dyn std::error::Error>> {
         let index = index::KeyIndex::open(&db)?;
-        Ok(AppState { db, usage: usage::Usage::default(), index })
+        let sessions = jwt::Sessions::load(&db::open_connection(db.path())?, jwt_ttl)?;
+        Ok(AppState { db, usage: usage::Usage::default(), index, sessions })
     }
 }
 

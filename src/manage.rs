@@ -10,7 +10,8 @@ use crate::config::MAX_TITLE_CHARS;
 use crate::error::ApiError;
 use crate::grants::Grants;
 use crate::keys::{ApiKey, KeyError};
-use crate::model::{AppId, KeyAuth, KeyId, KeyRecord, Scope, Status};
+use crate::model::{AppId, Application, KeyAuth, KeyId, KeyRecord, Scope, Status};
+use crate::store::applications::find_application_by_uuid;
 use crate::store::audit::{insert_audit, Action, AuditContext};
 use crate::store::keys::{self as key_store, NewKeyRow};
 use crate::timestamp::Timestamp;
@@ -126,7 +127,7 @@ pub fn revoke_key(
     ctx: &AuditContext,
 ) -> Result<KeyRecord, ApiError> {
     ensure_actor_usable(conn, ctx)?;
-    let record = key_store::find_key_by_id(conn, id, scope)?.ok_or(ApiError::NotFound("API key not found"))?;
+    let record = key_store::find_key_by_id(conn, id, scope)?.ok_or(ApiError::NotFound("API key not found".into()))?;
     if current == Some(id) {
         return Err(ApiError::BadRequest {
             code: "cannot_revoke_current_key",
@@ -157,7 +158,7 @@ pub fn delete_key_by_value(
     ensure_actor_usable(conn, ctx)?;
     let record = key_store::find_key_by_hash(conn, &key.hash())?
         .filter(|k| k.in_scope(scope) && k.status == Status::Active)
-        .ok_or(ApiError::NotFound("No such active API key"))?;
+        .ok_or(ApiError::NotFound("No such active API key".into()))?;
     if current == Some(record.id) {
         return Err(ApiError::BadRequest {
             code: "cannot_delete_current_key",
@@ -168,6 +169,54 @@ pub fn delete_key_by_value(
     key_store::mark_deleted(conn, record.id, ctx.at)?;
     insert_audit(conn, Action::Delete, record.id, ctx)?;
     refetch(conn, record.id)
+}
+
+/// Deletes the keys with these UUIDs, all or nothing: every one must lie in `scope` and not
+/// be deleted already (404 naming the missing ones otherwise), and none may be the key making
+/// the request (400). Deleting keeps the row, marked deleted, for the audit trail; the secret
+/// can never verify again. Runs inside one transaction, so a failure changes nothing.
+pub fn delete_keys(
+    conn: &Connection,
+    scope: Scope,
+    current: Option<KeyId>,
+    uuids: &[Uuid],
+    ctx: &AuditContext,
+) -> Result<Vec<KeyRecord>, ApiError> {
+    ensure_actor_usable(conn, ctx)?;
+    let mut found = Vec::with_capacity(uuids.len());
+    let mut missing = Vec::new();
+    for uuid in uuids {
+        match key_store::find_key_by_uuid(conn, *uuid, scope)? {
+            Some(k) if k.status != Status::Deleted => found.push(k),
+            _ => missing.push(uuid.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::NotFound(format!("API Key not found: {}", missing.join(", ")).into()));
+    }
+    if let Some(me) = found.iter().find(|k| Some(k.id) == current) {
+        return Err(ApiError::BadRequest {
+            code: "cannot_delete_current_key",
+            message: format!("The API key used for this request cannot delete itself: {}", me.uuid),
+            field: Some("api_key_id"),
+        });
+    }
+    let mut deleted = Vec::with_capacity(found.len());
+    for k in found {
+        key_store::mark_deleted(conn, k.id, ctx.at)?;
+        insert_audit(conn, Action::Delete, k.id, ctx)?;
+        deleted.push(refetch(conn, k.id)?);
+    }
+    Ok(deleted)
+}
+
+/// The application with this UUID, if the caller's `scope` may see it (404 otherwise: an
+/// application outside the scope is reported exactly like one that does not exist).
+pub fn application_in_scope(conn: &Connection, uuid: Uuid, scope: Scope) -> Result<Application, ApiError> {
+    match find_application_by_uuid(conn, uuid)? {
+        Some(app) if scope == Scope::Global || scope == Scope::Application(app.id) => Ok(app),
+        _ => Err(ApiError::NotFound("Application not found".into())),
+    }
 }
 
 /// On a brand-new database, installs the root key: `provided` if given, else a generated one,
@@ -214,6 +263,7 @@ mod tests {
             status: Status::Active,
             expires_at,
             application_id: Some(AppId(7)),
+            application_uuid: None,
         }
     }
 

@@ -107,6 +107,8 @@ pub struct KeyRecord {
     pub created_by: Option<KeyId>,
     /// Its application, if any.
     pub application_id: Option<AppId>,
+    /// That application's public UUID.
+    pub application_uuid: Option<Uuid>,
 }
 
 /// What authentication and verification need to know about a key: small, cheap to clone
@@ -125,6 +127,8 @@ pub struct KeyAuth {
     pub expires_at: Option<Timestamp>,
     /// Its application, if any.
     pub application_id: Option<AppId>,
+    /// That application's public UUID.
+    pub application_uuid: Option<Uuid>,
 }
 
 impl KeyAuth {
@@ -157,6 +161,7 @@ impl KeyRecord {
             status: self.status,
             expires_at: self.expires_at,
             application_id: self.application_id,
+            application_uuid: self.application_uuid,
         }
     }
 
@@ -205,4 +210,19 @@ mod tests {
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
     }
+}
+
+/// A tenant: its keys see and manage only each other.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Application {
+    /// Internal id (never shown).
+    #[serde(skip)]
+    pub id: AppId,
+    /// Public id.
+    #[serde(rename = "id")]
+    pub uuid: Uuid,
+    /// Label.
+    pub name: String,
+    /// When it was made.
+    pub created_at: Timestamp,
 }

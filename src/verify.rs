@@ -14,7 +14,8 @@ use serde::Serialize;
 use crate::db::DbError;
 use crate::grants::{Access, GrantPath};
 use crate::keys::ApiKey;
-use crate::model::{KeyAuth, Status};
+use crate::model::{KeyAuth, Scope, Status};
+use crate::store::keys::find_key_by_id;
 use crate::timestamp::Timestamp;
 use crate::AppState;
 
@@ -53,6 +54,17 @@ pub fn lookup(state: &AppState, text: &str) -> Result<Option<KeyAuth>, DbError> 
     state.index.find(&state.db, &key.hash())
 }
 
+/// Finds the key a credential names: a key itself, or a session JWT minted from one (looked
+/// up by id on every use, so the token dies with its key). Anything else is `None`.
+pub fn resolve(state: &AppState, text: &str) -> Result<Option<KeyAuth>, DbError> {
+    if text.starts_with(crate::keys::PREFIX) {
+        return lookup(state, text);
+    }
+    let Some(id) = state.sessions.check(text) else { return Ok(None) };
+    let found = state.db.read_inline(|conn| Ok::<_, DbError>(find_key_by_id(conn, id, Scope::Global)?))?;
+    Ok(found.map(|record| record.auth()))
+}
+
 /// The code for `record` (as found by [`lookup`]) asked about `need` at `now`.
 pub fn judge(record: Option<&KeyAuth>, need: Option<&Need>, now: Timestamp) -> Code {
     let Some(k) = record else { return Code::NotFound };
@@ -84,6 +96,7 @@ mod tests {
             status,
             expires_at: expires_at.map(Timestamp::from_millis),
             application_id: None,
+            application_uuid: None,
         }
     }
 

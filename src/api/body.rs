@@ -4,9 +4,11 @@
 
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::HttpResponse;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::config::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::error::ApiError;
 use crate::grants::GrantBody;
 use crate::model::{KeyId, KeyRecord, Status};
 use crate::request_id;
@@ -49,6 +51,78 @@ impl KeyView {
             created_by: k.created_by,
         }
     }
+}
+
+/// A key's metadata as the UUID-addressed families (applications, clients) show it: `id` is
+/// the UUID, `name` the title.
+#[derive(Serialize)]
+pub struct UuidKeyView {
+    id: Uuid,
+    name: String,
+    prefix: String,
+    grants: Vec<GrantBody>,
+    status: Status,
+    expired: bool,
+    application_id: Option<Uuid>,
+    created_at: Timestamp,
+    revoked_at: Option<Timestamp>,
+    deleted_at: Option<Timestamp>,
+    expires_at: Option<Timestamp>,
+    last_used_at: Option<Timestamp>,
+}
+
+impl UuidKeyView {
+    /// The view of `k` at time `now`.
+    pub fn new(k: &KeyRecord, now: Timestamp) -> UuidKeyView {
+        UuidKeyView {
+            id: k.uuid,
+            name: k.title.clone(),
+            prefix: k.prefix.clone(),
+            grants: k.grants.to_bodies(),
+            status: k.status,
+            expired: k.is_expired(now),
+            application_id: k.application_uuid,
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+            deleted_at: k.deleted_at,
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+}
+
+/// `?limit=&cursor=` of every list call.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page size.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// Validated page size (1..=200, default 50) and cursor (a key id).
+    pub fn parse(&self) -> Result<(u32, Option<KeyId>), ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if limit == 0 || limit > MAX_PAGE_SIZE {
+            return Err(ApiError::invalid("limit", format!("limit must be between 1 and {MAX_PAGE_SIZE}")));
+        }
+        let cursor = self
+            .cursor
+            .as_deref()
+            .map(|c| KeyId::parse(c).ok_or_else(|| ApiError::invalid("cursor", "Invalid cursor")))
+            .transpose()?;
+        Ok((limit, cursor))
+    }
+}
+
+/// Cuts a page fetched with `limit + 1` rows to `limit`, with the cursor for the next page.
+pub fn paginate(mut rows: Vec<KeyRecord>, limit: u32) -> (Vec<KeyRecord>, Option<String>) {
+    let limit = limit as usize;
+    let next = if rows.len() > limit { rows.get(limit - 1).map(|k| k.id.to_string()) } else { None };
+    rows.truncate(limit);
+    (rows, next)
 }
 
 /// The native success envelope, serialised straight from typed data (no intermediate

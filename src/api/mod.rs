@@ -2,8 +2,11 @@
 //! envelope; the extractor configs below make JSON, query and payload failures, unknown
 //! routes and wrong methods go through the same envelopes.
 
+mod applications;
 mod body;
-mod native;
+mod clients;
+pub(crate) mod native;
+mod session;
 mod shard;
 mod verify;
 
@@ -11,12 +14,57 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse, Resource};
 
 use crate::config::MAX_BODY_BYTES;
-use crate::error::{render_for_path, ApiError, Failure, Family, Native, Shard};
+use crate::error::{render_for_path, ApiError, Applications, Clients, Failure, Family, Native, Shard};
 
 /// Registers every route. Used by `main` and by the tests, so both serve the same app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .service(web::resource("/auth").app_data(query_config::<Native>()).route(web::route().to(verify::forward_auth)))
+        .service(
+            web::scope("/api/v1/applications")
+                .app_data(json_config::<Applications>())
+                .app_data(query_config::<Applications>())
+                .service(
+                    resource::<Applications>("", &[Method::GET, Method::POST])
+                        .route(web::get().to(applications::list_applications))
+                        .route(web::post().to(applications::create_application)),
+                )
+                .service(
+                    resource::<Applications>("/{id}", &[Method::GET])
+                        .route(web::get().to(applications::get_application)),
+                )
+                .service(
+                    resource::<Applications>("/{id}/api-keys", &[Method::GET, Method::POST])
+                        .route(web::get().to(applications::list_keys_of_application))
+                        .route(web::post().to(applications::create_key)),
+                )
+                .service(
+                    resource::<Applications>("/{id}/api-keys/{keyId}", &[Method::DELETE])
+                        .route(web::delete().to(applications::revoke_key)),
+                )
+                .default_service(web::to(unknown_route)),
+        )
+        .service(
+            web::scope("/api/clients")
+                .app_data(json_config::<Clients>())
+                .app_data(query_config::<Clients>())
+                .service(resource::<Clients>("/login", &[Method::POST]).route(web::post().to(clients::login)))
+                .service(
+                    resource::<Clients>("/api-keys", &[Method::GET, Method::POST])
+                        .route(web::get().to(clients::list_client_keys))
+                        .route(web::post().to(clients::generate_client_key)),
+                )
+                // Registered before /{api_key_id}, so "bulk" is never read as a key id.
+                .service(
+                    resource::<Clients>("/api-keys/bulk", &[Method::DELETE])
+                        .route(web::delete().to(clients::bulk_delete_client_keys)),
+                )
+                .service(
+                    resource::<Clients>("/api-keys/{api_key_id}", &[Method::DELETE])
+                        .route(web::delete().to(clients::delete_client_key)),
+                )
+                .default_service(web::to(unknown_route)),
+        )
         .service(
             web::scope("/api/v1")
                 .app_data(json_config::<Native>())
@@ -28,10 +76,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource::<Native>("/keys/verify", &[Method::POST]).route(web::post().to(verify::verify_key)))
                 .service(
+                    resource::<Native>("/auth/token", &[Method::POST]).route(web::post().to(session::create_token)),
+                )
+                .service(
                     resource::<Native>("/keys/{id}", &[Method::GET, Method::DELETE])
                         .route(web::get().to(native::get_key))
                         .route(web::delete().to(native::revoke_key)),
-                ),
+                )
+                .default_service(web::to(unknown_route)),
         )
         .service(
             resource::<Shard>("/api-key", &[Method::POST, Method::DELETE])
@@ -50,7 +102,7 @@ async fn healthz() -> HttpResponse {
 
 /// Any unmatched path: 404 in the envelope of the family the path belongs to.
 async fn unknown_route(req: HttpRequest) -> HttpResponse {
-    render_for_path(req.path(), ApiError::NotFound("No such route"))
+    render_for_path(req.path(), ApiError::NotFound("No such route".into()))
 }
 
 /// A resource whose unmatched methods answer 405 with `Allow`, in family `F`'s envelope.

@@ -4,9 +4,8 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::body::{native_ok, no_store, KeyView};
+use super::body::{native_ok, no_store, paginate, KeyView, PageQuery};
 use crate::auth::Manager;
-use crate::config::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::error::{ApiError, Failure, Native};
 use crate::grants::{GrantBody, Grants};
 use crate::manage::{self, KeySpec};
@@ -81,37 +80,28 @@ pub struct ListQuery {
 }
 
 /// GET /api/v1/keys — needs write on `/`. Keys in the caller's scope, newest first,
-/// `limit` (1..=200, default 50) per page; pass `next_cursor` back as `cursor` for the next page.
+/// `limit` (1..=200, default 50) per page; pass `next_cursor` back as `cursor` for the next page;
+/// `status` filters.
 pub async fn list_keys(
     state: web::Data<AppState>,
     Manager(caller): Manager<Native>,
     query: web::Query<ListQuery>,
 ) -> Reply {
-    let query = query.into_inner();
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if limit == 0 || limit > MAX_PAGE_SIZE {
-        return Err(ApiError::invalid("limit", format!("limit must be between 1 and {MAX_PAGE_SIZE}")).into());
-    }
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(|c| KeyId::parse(c).ok_or_else(|| ApiError::invalid("cursor", "Invalid cursor")))
-        .transpose()?;
-    let status = query
-        .status
+    let ListQuery { limit, cursor, status } = query.into_inner();
+    let (limit, cursor) = PageQuery { limit, cursor }.parse()?;
+    let status = status
         .as_deref()
         .map(|s| {
             Status::parse(s).ok_or_else(|| ApiError::invalid("status", "status must be active, revoked or deleted"))
         })
         .transpose()?;
     let scope = caller.key.scope();
-    let keys =
+    let rows =
         state.db.read(move |conn| Ok::<_, ApiError>(select_keys(conn, scope, cursor, status, limit + 1)?)).await?;
+    let (page, next_cursor) = paginate(rows, limit);
     let now = Timestamp::now();
-    let has_more = keys.len() > limit as usize;
-    let page: Vec<KeyView> = keys.iter().take(limit as usize).map(|k| KeyView::new(k, now)).collect();
-    let next_cursor = if has_more { keys.get(limit as usize - 1).map(|k| k.id.to_string()) } else { None };
-    Ok(native_ok(serde_json::json!({ "keys": page, "next_cursor": next_cursor })))
+    let keys: Vec<KeyView> = page.iter().map(|k| KeyView::new(k, now)).collect();
+    Ok(native_ok(serde_json::json!({ "keys": keys, "next_cursor": next_cursor })))
 }
 
 /// GET /api/v1/keys/{id} — needs write on `/`. 200 metadata; 400 non-numeric id; 404.
@@ -119,7 +109,7 @@ pub async fn get_key(state: web::Data<AppState>, Manager(caller): Manager<Native
     let id = parse_id(&id)?;
     let scope = caller.key.scope();
     let found = state.db.read(move |conn| Ok::<_, ApiError>(find_key_by_id(conn, id, scope)?)).await?;
-    let record = found.ok_or(ApiError::NotFound("API key not found"))?;
+    let record = found.ok_or(ApiError::NotFound("API key not found".into()))?;
     Ok(native_ok(KeyView::new(&record, Timestamp::now())))
 }
 

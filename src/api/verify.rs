@@ -11,7 +11,7 @@ use super::body::native_ok;
 use crate::auth::credential;
 use crate::error::{ApiError, Failure, Native};
 use crate::grants::{Access, GrantBody, GrantPath};
-use crate::model::{AppId, KeyId};
+use crate::model::KeyId;
 use crate::timestamp::Timestamp;
 use crate::verify::{self, Code, Need};
 use crate::AppState;
@@ -57,7 +57,7 @@ pub async fn verify_key(
         code,
         key_id: key.map(|k| k.id),
         key_uuid: key.map(|k| k.uuid),
-        application_id: key.and_then(|k| k.application_id),
+        application_id: key.and_then(|k| k.application_uuid),
         grants: key.map(|k| k.grants.to_bodies()),
         expires_at: key.and_then(|k| k.expires_at),
     }))
@@ -70,7 +70,7 @@ struct Verdict {
     code: Code,
     key_id: Option<KeyId>,
     key_uuid: Option<Uuid>,
-    application_id: Option<AppId>,
+    application_id: Option<Uuid>,
     grants: Option<Vec<GrantBody>>,
     expires_at: Option<Timestamp>,
 }
@@ -101,7 +101,7 @@ pub async fn forward_auth(
     };
     let Ok(Some(text)) = credential(req.headers()) else { return Ok(HttpResponse::Unauthorized().finish()) };
     let now = Timestamp::now();
-    let found = verify::lookup(&state, text)?;
+    let found = verify::resolve(&state, text)?;
     let Some(key) = found.filter(|k| verify::judge(Some(k), None, now) == Code::Valid) else {
         return Ok(HttpResponse::Unauthorized().finish());
     };
@@ -126,8 +126,8 @@ pub async fn forward_auth(
     state.usage.record(key.id, now);
     let mut res = HttpResponse::Ok();
     res.insert_header(("X-Key-Id", key.id.to_string()));
-    if let Some(app) = key.application_id {
-        res.insert_header(("X-Key-Application", app.0.to_string()));
+    if let Some(app) = key.application_uuid {
+        res.insert_header(("X-Key-Application", app.to_string()));
     }
     Ok(res.finish())
 }

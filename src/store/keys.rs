@@ -12,7 +12,8 @@ use crate::model::{AppId, KeyAuth, KeyId, KeyRecord, Scope, Status};
 use crate::timestamp::Timestamp;
 
 const COLUMNS: &str = "id, uuid, title, prefix, grants, status, created_at, revoked_at, deleted_at, \
-                       expires_at, last_used_at, created_by, application_id";
+                       expires_at, last_used_at, created_by, application_id, \
+                       (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id)";
 
 /// What a new row holds; the id is assigned by SQLite.
 #[derive(Debug)]
@@ -41,24 +42,23 @@ pub struct NewKeyRow<'a> {
 pub fn insert_key(conn: &Connection, row: &NewKeyRow<'_>) -> rusqlite::Result<KeyRecord> {
     let grants_json = serde_json::to_string(&row.grants.to_bodies())
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    conn.prepare_cached(&format!(
+    conn.prepare_cached(
         "INSERT INTO api_keys (uuid, title, prefix, key_hash, grants, created_at, expires_at, \
-         created_by, application_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {COLUMNS}"
-    ))?
-    .query_row(
-        params![
-            row.uuid.to_string(),
-            row.title,
-            row.prefix,
-            &row.hash.0[..],
-            grants_json,
-            row.created_at.millis(),
-            row.expires_at.map(Timestamp::millis),
-            row.created_by.map(|k| k.0),
-            row.application_id.map(|a| a.0),
-        ],
-        from_row,
-    )
+         created_by, application_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        row.uuid.to_string(),
+        row.title,
+        row.prefix,
+        &row.hash.0[..],
+        grants_json,
+        row.created_at.millis(),
+        row.expires_at.map(Timestamp::millis),
+        row.created_by.map(|k| k.0),
+        row.application_id.map(|a| a.0),
+    ])?;
+    let id = KeyId(conn.last_insert_rowid());
+    find_key_by_id(conn, id, Scope::Global)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
 
 /// The key whose plaintext hashes to `hash`, in any status.
@@ -73,6 +73,15 @@ pub fn find_key_by_id(conn: &Connection, id: KeyId, scope: Scope) -> rusqlite::R
     let found = conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"))?
         .query_row([id.0], from_row)
+        .optional()?;
+    Ok(found.filter(|k| k.in_scope(scope)))
+}
+
+/// The key with this UUID, if it lies in `scope`.
+pub fn find_key_by_uuid(conn: &Connection, uuid: Uuid, scope: Scope) -> rusqlite::Result<Option<KeyRecord>> {
+    let found = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE uuid = ?1"))?
+        .query_row([uuid.to_string()], from_row)
         .optional()?;
     Ok(found.filter(|k| k.in_scope(scope)))
 }
@@ -146,8 +155,9 @@ pub fn load_auth_page(
     interned: &mut HashMap<String, Arc<Grants>>,
 ) -> rusqlite::Result<Vec<(KeyHash, KeyAuth)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT key_hash, id, uuid, grants, status, expires_at, application_id FROM api_keys \
-         WHERE id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT key_hash, id, uuid, grants, status, expires_at, application_id, \
+         (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id) \
+         FROM api_keys WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
     let mut rows = stmt.query(params![after.0, limit])?;
     let mut out = Vec::with_capacity(limit as usize);
@@ -178,6 +188,10 @@ pub fn load_auth_page(
                 status: Status::parse(&status).ok_or_else(|| bad(4, "status"))?,
                 expires_at: row.get::<_, Option<i64>>(5)?.map(Timestamp::from_millis),
                 application_id: row.get::<_, Option<i64>>(6)?.map(AppId),
+                application_uuid: row
+                    .get::<_, Option<String>>(7)?
+                    .map(|u| Uuid::parse_str(&u).map_err(|_| bad(7, "application uuid")))
+                    .transpose()?,
             },
         ));
     }
@@ -214,6 +228,10 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         last_used_at: ts(10)?,
         created_by: row.get::<_, Option<i64>>(11)?.map(KeyId),
         application_id: row.get::<_, Option<i64>>(12)?.map(AppId),
+        application_uuid: row
+            .get::<_, Option<String>>(13)?
+            .map(|u| Uuid::parse_str(&u).map_err(|_| bad(13, "application uuid")))
+            .transpose()?,
     })
 }
 
@@ -289,7 +307,7 @@ mod tests {
     #[test]
     fn application_scope_hides_other_keys() {
         let (_d, conn) = conn();
-        conn.execute("INSERT INTO applications (id, uuid, name, created_at) VALUES (1, 'a', 'A', 0)", []).unwrap();
+        conn.execute("INSERT INTO applications (id, uuid, name, created_at) VALUES (1, '123e4567-e89b-12d3-a456-426614174000', 'A', 0)", []).unwrap();
         let (_k, global) = insert(&conn, None);
         let (_k, in_app) = insert(&conn, Some(AppId(1)));
         let scope = Scope::Application(AppId(1));

@@ -29,13 +29,17 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> TestEnv {
+        TestEnv::with_jwt_ttl(std::time::Duration::from_secs(3600))
+    }
+
+    pub fn with_jwt_ttl(ttl: std::time::Duration) -> TestEnv {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("apikeyd.db");
         let root = ApiKey::generate().unwrap();
         let mut conn = db::open_connection(&path).unwrap();
         manage::bootstrap(&mut conn, Some(&root)).unwrap();
         drop(conn);
-        let state = web::Data::new(AppState::new(Db::open(&path).unwrap()).unwrap());
+        let state = web::Data::new(AppState::new(Db::open(&path).unwrap(), ttl).unwrap());
         TestEnv { dir, state, root: root.expose().to_owned() }
     }
 

@@ -1,0 +1,150 @@
+//! JWT sessions for the applications and clients families, whose clients authenticate with
+//! a bearer JWT obtained "from login". A token is HS256-signed with a 256-bit secret made
+//! from getrandom on first start and kept in the `settings` table (never logged), and names
+//! the key it was minted from. It carries no rights of its own: every use looks that key up,
+//! so revoking, deleting or expiring the key kills its tokens from the next request. Only
+//! HS256 is accepted (an `alg: none` or any other algorithm fails validation).
+
+use std::fmt;
+use std::time::Duration;
+
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{KeyAuth, KeyId};
+use crate::store::settings::insert_setting_once;
+use crate::timestamp::Timestamp;
+
+/// Default token lifetime.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+const SECRET_SETTING: &str = "jwt_hs256_secret";
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    /// The key's UUID.
+    sub: String,
+    /// The key's numeric id: what each use looks up.
+    kid: i64,
+    iat: i64,
+    exp: i64,
+}
+
+/// Occurs when a session token cannot be made (the random source or the signer failed).
+#[derive(Debug, thiserror::Error)]
+#[error("session token could not be issued: {0}")]
+pub struct SessionError(String);
+
+/// Issues and checks session tokens.
+pub struct Sessions {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions").field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// Loads the signing secret, creating it on first start.
+    pub fn load(conn: &Connection, ttl: Duration) -> Result<Sessions, SessionError> {
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|e| SessionError(e.to_string()))?;
+        let secret = insert_setting_once(conn, SECRET_SETTING, &fresh).map_err(|e| SessionError(e.to_string()))?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(Sessions {
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
+            validation,
+            ttl,
+        })
+    }
+
+    /// A token for `key`, expiring after the configured lifetime or with the key, whichever
+    /// comes first.
+    pub fn issue(&self, key: &KeyAuth, now: Timestamp) -> Result<(String, Timestamp), SessionError> {
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        let mut expires = now.plus_millis(ttl_ms);
+        if let Some(limit) = key.expires_at {
+            expires = expires.min(limit);
+        }
+        // JWT times are whole seconds; round down so the token never outlives its key.
+        let exp = expires.millis().div_euclid(1000);
+        let claims = Claims { sub: key.uuid.to_string(), kid: key.id.0, iat: now.millis().div_euclid(1000), exp };
+        let token =
+            encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| SessionError(e.to_string()))?;
+        Ok((token, Timestamp::from_millis(exp * 1000)))
+    }
+
+    /// The key a valid, unexpired token names; `None` for anything else.
+    pub fn check(&self, token: &str) -> Option<KeyId> {
+        decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|data| KeyId(data.claims.kid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grants::Grants;
+    use crate::model::Status;
+    use base64::Engine;
+
+    fn sessions(ttl: Duration) -> (tempfile::TempDir, Sessions) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open_connection(&dir.path().join("j.db")).unwrap();
+        (dir, Sessions::load(&conn, ttl).unwrap())
+    }
+
+    fn key(expires_at: Option<Timestamp>) -> KeyAuth {
+        KeyAuth {
+            id: KeyId(42),
+            uuid: uuid::Uuid::new_v4(),
+            grants: std::sync::Arc::new(Grants::root()),
+            status: Status::Active,
+            expires_at,
+            application_id: None,
+            application_uuid: None,
+        }
+    }
+
+    #[test]
+    fn issued_tokens_check_and_name_their_key() {
+        let (_d, s) = sessions(DEFAULT_TTL);
+        let (token, exp) = s.issue(&key(None), Timestamp::now()).unwrap();
+        assert_eq!(s.check(&token), Some(KeyId(42)));
+        assert!(exp > Timestamp::now());
+    }
+
+    #[test]
+    fn a_token_never_outlives_its_key() {
+        let (_d, s) = sessions(DEFAULT_TTL);
+        let soon = Timestamp::now().plus_millis(10_000);
+        let (_, exp) = s.issue(&key(Some(soon)), Timestamp::now()).unwrap();
+        assert!(exp <= soon);
+    }
+
+    #[test]
+    fn tampered_unsigned_and_foreign_tokens_fail() {
+        let (_d, s) = sessions(DEFAULT_TTL);
+        let (_d2, other) = sessions(DEFAULT_TTL);
+        let (token, _) = s.issue(&key(None), Timestamp::now()).unwrap();
+        let (foreign, _) = other.issue(&key(None), Timestamp::now()).unwrap();
+        assert_eq!(s.check(&foreign), None, "signed with another secret");
+        let parts: Vec<&str> = token.split('.').collect();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut claims: serde_json::Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+        claims["kid"] = serde_json::json!(1);
+        let forged = format!("{}.{}.{}", parts[0], b64.encode(claims.to_string()), parts[2]);
+        assert_eq!(s.check(&forged), None, "payload changed under the old signature");
+        let none_header = b64.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        assert_eq!(s.check(&format!("{none_header}.{}.", parts[1])), None, "alg none");
+        assert_eq!(s.check(&format!("{}.{}.", parts[0], parts[1])), None, "signature stripped");
+        assert_eq!(s.check("not.a.token"), None);
+    }
+}

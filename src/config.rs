@@ -13,6 +13,8 @@ pub const DEFAULT_DB: &str = "data/apikeyd.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// Largest accepted request body. Every body here is a small JSON object.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest bulk-delete body: 1,000 UUIDs of 36 characters, quoted and separated, fit.
+pub const MAX_BULK_BODY_BYTES: usize = 64 * 1024;
 /// Largest total size of a request's header names and values. Keys are 52 bytes and JWTs a
 /// few hundred; 8 KiB leaves room for proxies' headers and refuses header floods early.
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;

@@ -13,7 +13,7 @@ mod verify;
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse, Resource};
 
-use crate::config::MAX_BODY_BYTES;
+use crate::config::{MAX_BODY_BYTES, MAX_BULK_BODY_BYTES};
 use crate::error::{render_for_path, ApiError, Applications, Clients, Failure, Family, Native, Shard};
 
 /// Registers every route. Used by `main` and by the tests, so both serve the same app.
@@ -57,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 // Registered before /{api_key_id}, so "bulk" is never read as a key id.
                 .service(
                     resource::<Clients>("/api-keys/bulk", &[Method::DELETE])
+                        .app_data(json_config::<Clients>().limit(MAX_BULK_BODY_BYTES))
                         .route(web::delete().to(clients::bulk_delete_client_keys)),
                 )
                 .service(

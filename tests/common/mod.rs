@@ -14,7 +14,7 @@ use apikeyd::db::{self, Db};
 use apikeyd::grants::{Access, GrantPath, Grants};
 use apikeyd::keys::ApiKey;
 use apikeyd::manage::{self, KeySpec};
-use apikeyd::model::{KeyId, Scope};
+use apikeyd::model::{AppId, Application, KeyId, KeyRecord, Scope};
 use apikeyd::store::audit::AuditContext;
 use apikeyd::timestamp::Timestamp;
 use apikeyd::AppState;
@@ -49,12 +49,29 @@ impl TestEnv {
 
     /// Inserts a key straight into the store (bypassing HTTP), e.g. one already expired.
     pub fn insert_key(&self, grants: Grants, expires_at: Option<Timestamp>) -> (KeyId, String) {
+        let (rec, key) = self.insert_key_in(None, grants, expires_at);
+        (rec.id, key)
+    }
+
+    /// Inserts a key of application `app` (or a global one) and returns its record and plaintext.
+    pub fn insert_key_in(
+        &self,
+        app: Option<AppId>,
+        grants: Grants,
+        expires_at: Option<Timestamp>,
+    ) -> (KeyRecord, String) {
         let key = ApiKey::generate().unwrap();
         let conn = db::open_connection(&self.db_path()).unwrap();
-        let spec = KeySpec { title: "fixture".into(), grants, expires_at, application_id: None };
+        let spec = KeySpec { title: "fixture".into(), grants, expires_at, application_id: app };
         let ctx = AuditContext { actor: None, request_id: None, at: Timestamp::now() };
         let rec = manage::insert_new_key(&conn, &spec, &key, &ctx).unwrap();
-        (rec.id, key.expose().to_owned())
+        (rec, key.expose().to_owned())
+    }
+
+    /// Creates an application straight in the store.
+    pub fn create_app(&self, name: &str) -> Application {
+        let conn = db::open_connection(&self.db_path()).unwrap();
+        apikeyd::store::applications::insert_application(&conn, uuid::Uuid::new_v4(), name, Timestamp::now()).unwrap()
     }
 
     pub fn revoke_direct(&self, id: KeyId) {

@@ -285,7 +285,7 @@ fn create_key(server: &Server, root: &str, path: &str, access: &str) -> (u64, St
 #[test]
 fn nginx_auth_request_enforces_apikeyd_decisions() {
     let Some(bin) = find_nginx() else {
-        let msg = "SKIPPED gateway_nginx: nginx not installed (install with apt-get install nginx-light)";
+        let msg = "SKIPPED gateway_nginx: nginx not installed (install with apt-get install nginx, or nginx-light)";
         if std::env::var_os("APIKEYD_REQUIRE_NGINX").is_some_and(|v| v != "0" && !v.is_empty()) {
             panic!("{msg}, but APIKEYD_REQUIRE_NGINX is set");
         }
@@ -391,9 +391,18 @@ fn nginx_auth_request_enforces_apikeyd_decisions() {
     assert!(bad.is_empty(), "nginx error.log:\n{errors}");
     let access_log = fs::read_to_string(dir.path().join("access.log")).unwrap_or_default();
     assert!(access_log.contains(&format!("key={reader_id} ")), "{access_log}");
+    // apikeyd gone: nginx fails closed. The subrequest gets 502, which auth_request does not
+    // accept ("auth request unexpected status: 502" in error.log), so the client gets 500.
+    let before = hits();
+    server.kill9();
+    assert_eq!(via("GET", "/data/file", &[("x-user-api-key", &reader)], None).0, 500);
+    assert_eq!(hits(), before, "a request reached the upstream while apikeyd was down");
+    let errors_after = nginx.error_log();
+    assert!(errors_after.contains("auth request unexpected status: 502"), "{errors_after}");
     say(&format!("gateway_nginx: ok ({} requests reached the upstream)", hits()));
+
     if std::env::var_os("GATEWAY_NGINX_SHOW_LOGS").is_some() {
-        say(&format!("--- error.log\n{errors}--- access.log\n{access_log}"));
+        say(&format!("--- error.log\n{errors_after}--- access.log\n{access_log}"));
     }
     drop(nginx);
 }

@@ -17,6 +17,7 @@ use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::error::{ApiError, Failure, Family};
+use crate::limit::client_ip;
 use crate::model::KeyAuth;
 use crate::request_id::RequestId;
 use crate::store::audit::AuditContext;
@@ -72,11 +73,30 @@ pub(crate) fn credential(headers: &HeaderMap) -> Result<Option<&str>, ApiError> 
     }
 }
 
-/// Checks the request's key: checksum first, then one inline point look-up (see `verify`).
+/// Records a failed credential from this request's client. `Some(seconds)` when the client
+/// is over its failure budget and must be answered as rate limited (see `limit`).
+pub(crate) fn over_failure_budget(state: &AppState, req: &HttpRequest) -> Option<u64> {
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let ip = client_ip(req.peer_addr().map(|a| a.ip()), forwarded, &state.trusted_proxies)?;
+    state.limiter.record_failure(ip).err()
+}
+
+/// Checks the request's credential; a failure spends the client's failure budget.
 async fn authenticate(req: &HttpRequest) -> Result<KeyAuth, ApiError> {
-    let text = credential(req.headers())?.ok_or(ApiError::Unauthorized(UNAUTHORIZED))?;
     let state =
         req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(&"AppState missing from app data"))?;
+    check_credential(state, req).map_err(|e| match e {
+        ApiError::Unauthorized(_) => match over_failure_budget(state, req) {
+            Some(retry_after) => ApiError::RateLimited { retry_after },
+            None => e,
+        },
+        other => other,
+    })
+}
+
+/// Checks the request's key or JWT: checksum first, then the index (see `verify`).
+fn check_credential(state: &AppState, req: &HttpRequest) -> Result<KeyAuth, ApiError> {
+    let text = credential(req.headers())?.ok_or(ApiError::Unauthorized(UNAUTHORIZED))?;
     let now = Timestamp::now();
     let found = verify::resolve(state, text)?;
     match verify::judge(found.as_ref(), None, now) {

@@ -12,7 +12,10 @@ use actix_web::{web, HttpServer};
 use clap::{Args, Parser, Subcommand};
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::config::{Config, DEFAULT_BIND, DEFAULT_DB, MAX_PAGE_SIZE};
+use crate::config::{
+    Config, DEFAULT_BIND, DEFAULT_DB, DISCONNECT_TIMEOUT, MAX_CONNECTIONS_PER_WORKER, MAX_PAGE_SIZE,
+    REQUEST_HEAD_TIMEOUT,
+};
 use crate::db::{self, Db};
 use crate::error::ApiError;
 use crate::grants::{Access, GrantPath, Grants};
@@ -59,6 +62,19 @@ struct ServeArgs {
     #[arg(long = "jwt-ttl", env = "APIKEYD_JWT_TTL", default_value_t = DEFAULT_JWT_TTL.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     jwt_ttl_secs: u64,
+    /// Allow a non-loopback listen address without TLS: only when a proxy in front terminates
+    /// TLS (apikeyd carries keys in headers and must not take them over plain HTTP from afar).
+    #[arg(long = "behind-tls-proxy", env = "APIKEYD_BEHIND_TLS_PROXY")]
+    behind_tls_proxy: bool,
+    /// A proxy whose X-Forwarded-For is believed (repeatable; env: comma-separated).
+    #[arg(long = "trusted-proxy", env = "APIKEYD_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
+    /// Failed authentications a client address may make in a burst before 429.
+    #[arg(long = "auth-failure-burst", env = "APIKEYD_AUTH_FAILURE_BURST", default_value_t = crate::limit::DEFAULT_BURST)]
+    failure_burst: u32,
+    /// Failed authentications per second a client address regains.
+    #[arg(long = "auth-failure-rate", env = "APIKEYD_AUTH_FAILURE_RATE", default_value_t = crate::limit::DEFAULT_REFILL_PER_SEC)]
+    failure_rate: u32,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -132,11 +148,15 @@ fn serve(args: ServeArgs) -> CliResult {
         })?),
         Err(_) => None,
     };
+    refuse_plaintext_exposure(&args.bind, args.behind_tls_proxy)?;
     let config = Config {
         db_path: args.db.path,
         bind: args.bind,
         root_key,
         jwt_ttl: std::time::Duration::from_secs(args.jwt_ttl_secs),
+        trusted_proxies: args.trusted_proxies,
+        failure_burst: args.failure_burst,
+        failure_refill_per_sec: args.failure_rate,
     };
     log::debug!("starting with {config:?}");
     let mut conn = db::open_connection(&config.db_path)?;
@@ -145,7 +165,7 @@ fn serve(args: ServeArgs) -> CliResult {
         eprintln!("root key: {}", key.expose());
     }
     drop(conn);
-    let state = web::Data::new(AppState::new(Db::open(&config.db_path)?, config.jwt_ttl)?);
+    let state = web::Data::new(AppState::new(Db::open(&config.db_path)?, &config)?);
     let warming = state.clone();
     std::thread::Builder::new().name("apikeyd-warm".to_owned()).spawn(move || {
         let started = std::time::Instant::now();
@@ -156,7 +176,11 @@ fn serve(args: ServeArgs) -> CliResult {
     })?;
     actix_web::rt::System::new().block_on(async move {
         let app_state = state.clone();
-        let server = HttpServer::new(move || crate::app(app_state.clone())).bind(&config.bind)?;
+        let server = HttpServer::new(move || crate::app(app_state.clone()))
+            .max_connections(MAX_CONNECTIONS_PER_WORKER)
+            .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+            .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+            .bind(&config.bind)?;
         for addr in server.addrs() {
             log::info!("listening on {addr}");
             eprintln!("listening on {addr}");
@@ -171,6 +195,21 @@ fn serve(args: ServeArgs) -> CliResult {
         result
     })?;
     Ok(())
+}
+
+/// Refuses to listen beyond loopback over plain HTTP unless a TLS-terminating proxy is declared.
+fn refuse_plaintext_exposure(bind: &str, behind_tls_proxy: bool) -> Result<(), Box<dyn Error>> {
+    use std::net::ToSocketAddrs;
+    let exposed: Vec<_> = bind.to_socket_addrs()?.filter(|a| !a.ip().is_loopback()).collect();
+    if exposed.is_empty() || behind_tls_proxy {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on {bind} (not loopback) without TLS: keys would cross the network in clear. \
+         Put a TLS-terminating proxy in front and pass --behind-tls-proxy (APIKEYD_BEHIND_TLS_PROXY=true), \
+         or bind to 127.0.0.1"
+    )
+    .into())
 }
 
 /// Writes pending `last_used_at` values every [`FLUSH_INTERVAL`].

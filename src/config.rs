@@ -2,6 +2,7 @@
 //! `Debug` never prints secrets.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,6 +19,13 @@ pub const MAX_BULK_BODY_BYTES: usize = 64 * 1024;
 /// Largest total size of a request's header names and values. Keys are 52 bytes and JWTs a
 /// few hundred; 8 KiB leaves room for proxies' headers and refuses header floods early.
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// Open connections each worker accepts; past it the listener stops accepting until some
+/// close (actix's default is 25,000: far more than a sidecar needs, and memory follows).
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 4096;
+/// A client must send its whole request head within this (slowloris is cut off).
+pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for a clean close after the response.
+pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest key title or name, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Page size when a list call names none.
@@ -36,6 +44,12 @@ pub struct Config {
     pub root_key: Option<ApiKey>,
     /// Lifetime of session JWTs.
     pub jwt_ttl: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed when finding the client's address.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Failed authentications an address may make in a burst.
+    pub failure_burst: u32,
+    /// Failed authentications per second an address regains.
+    pub failure_refill_per_sec: u32,
 }
 
 impl Default for Config {
@@ -45,6 +59,9 @@ impl Default for Config {
             bind: DEFAULT_BIND.to_owned(),
             root_key: None,
             jwt_ttl: Duration::from_secs(3600),
+            trusted_proxies: Vec::new(),
+            failure_burst: crate::limit::DEFAULT_BURST,
+            failure_refill_per_sec: crate::limit::DEFAULT_REFILL_PER_SEC,
         }
     }
 }
@@ -56,6 +73,9 @@ impl fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("root_key", &self.root_key.as_ref().map(|_| "<set>"))
             .field("jwt_ttl", &self.jwt_ttl)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("failure_burst", &self.failure_burst)
+            .field("failure_refill_per_sec", &self.failure_refill_per_sec)
             .finish()
     }
 }

@@ -16,6 +16,7 @@ pub mod grants;
 pub mod index;
 pub mod jwt;
 pub mod keys;
+pub mod limit;
 pub mod manage;
 pub mod model;
 pub mod request_id;
@@ -39,15 +40,26 @@ pub struct AppState {
     pub index: index::KeyIndex,
     /// JWT sessions.
     pub sessions: jwt::Sessions,
+    /// Failed-authentication budget per client address.
+    pub limiter: limit::FailureLimiter,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl AppState {
-    /// State around an open database, with an empty (read-through) index and sessions that
-    /// last `jwt_ttl`.
-    pub fn new(db: db::Db, jwt_ttl: std::time::Duration) -> Result<AppState, Box<dyn std::error::Error>> {
+    /// State around an open database, with an empty (read-through) index, configured as
+    /// `config` says.
+    pub fn new(db: db::Db, config: &config::Config) -> Result<AppState, Box<dyn std::error::Error>> {
         let index = index::KeyIndex::open(&db)?;
-        let sessions = jwt::Sessions::load(&db::open_connection(db.path())?, jwt_ttl)?;
-        Ok(AppState { db, usage: usage::Usage::default(), index, sessions })
+        let sessions = jwt::Sessions::load(&db::open_connection(db.path())?, config.jwt_ttl)?;
+        Ok(AppState {
+            db,
+            usage: usage::Usage::default(),
+            index,
+            sessions,
+            limiter: limit::FailureLimiter::new(config.failure_burst, config.failure_refill_per_sec),
+            trusted_proxies: config.trusted_proxies.clone(),
+        })
     }
 }
 

@@ -152,6 +152,16 @@ fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
         }
         replies.push(reply);
     }
+    // Negative control for the crash harness only: answer first, commit after, so a kill -9
+    // in between loses acknowledged writes. Never in a shipped build (see Cargo.toml).
+    #[cfg(feature = "unsafe-ack-before-commit")]
+    let replies = {
+        for reply in replies {
+            reply.send(Ok(()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        Vec::<Box<dyn Reply>>::new()
+    };
     let commit = match broken {
         Some(reason) => Err(DbError::NotCommitted(reason)),
         None => conn.execute_batch("COMMIT").map_err(DbError::from),

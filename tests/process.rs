@@ -236,3 +236,36 @@ fn graceful_shutdown_flushes_last_used_at() {
         conn.query_row("SELECT last_used_at FROM api_keys WHERE id = ?1", [id], |r| r.get(0)).unwrap();
     assert!(used.is_some(), "last_used_at flushed at shutdown");
 }
+
+#[test]
+fn a_non_loopback_bind_without_tls_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_apikeyd"))
+        .args(["serve", "--bind", "0.0.0.0:0", "--db"])
+        .arg(dir.path().join("k.db"))
+        .env_remove("APIKEYD_BEHIND_TLS_PROXY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to listen on 0.0.0.0:0"), "{stderr}");
+    assert!(!dir.path().join("k.db").exists(), "refused before touching the database");
+}
+
+#[test]
+fn a_slow_request_head_is_cut_off() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("k.db"), &[]);
+    let mut slow = std::net::TcpStream::connect(server.addr).unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut buf = Vec::new();
+    // The server must end the connection itself; if it did not, the client's own 15 s read
+    // timeout fires and read_to_end fails.
+    let closed = slow.read_to_end(&mut buf);
+    assert!(closed.is_ok(), "the server kept a half-sent request open: {closed:?}");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert_eq!(server.request("GET", "/healthz", &[], None).0, 200);
+}

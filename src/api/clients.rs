@@ -3,7 +3,7 @@
 //! login. Deletion here is permanent for the secret; the metadata stays, marked deleted.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -50,8 +50,8 @@ pub struct LoginBody {
 
 /// POST /api/clients/login `{"api_key"}` — no caller needed: the key is the credential.
 /// 200 `{status, message, data: {token, expires_at}}`; 400 bad body; 401 bad key.
-pub async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> Reply {
-    let (token, expires_at) = super::session::issue(&state, &body.api_key)?;
+pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<LoginBody>) -> Reply {
+    let (token, expires_at) = super::session::issue(&state, &req, &body.api_key)?;
     Ok(no_store(envelope(
         StatusCode::OK,
         "Login successful",

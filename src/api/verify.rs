@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::body::native_ok;
-use crate::auth::credential;
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+
+use crate::auth::{credential, over_failure_budget};
 use crate::error::{ApiError, Failure, Native};
 use crate::grants::{Access, GrantBody, GrantPath};
 use crate::model::KeyId;
@@ -32,6 +34,7 @@ pub struct VerifyBody {
 /// covering them (access defaults to read, path to `/`).
 pub async fn verify_key(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<VerifyBody>,
 ) -> Result<HttpResponse, Failure<Native>> {
     let body = body.into_inner();
@@ -47,12 +50,19 @@ pub async fn verify_key(
     };
     let now = Timestamp::now();
     let found = verify::lookup(&state, &body.key)?;
-    let code = verify::judge(found.as_ref(), need.as_ref(), now);
-    let key = found.as_ref().filter(|_| code != Code::NotFound);
+    let mut code = verify::judge(found.as_ref(), need.as_ref(), now);
+    let mut retry_after = None;
+    if matches!(code, Code::NotFound | Code::Revoked | Code::Deleted | Code::Expired) {
+        retry_after = over_failure_budget(&state, &req);
+        if retry_after.is_some() {
+            code = Code::RateLimited;
+        }
+    }
+    let key = found.as_ref().filter(|_| !matches!(code, Code::NotFound | Code::RateLimited));
     if let (Code::Valid, Some(k)) = (code, key) {
         state.usage.record(k.id, now);
     }
-    Ok(native_ok(Verdict {
+    let mut res = native_ok(Verdict {
         valid: code == Code::Valid,
         code,
         key_id: key.map(|k| k.id),
@@ -60,7 +70,13 @@ pub async fn verify_key(
         application_id: key.and_then(|k| k.application_uuid),
         grants: key.map(|k| k.grants.to_bodies()),
         expires_at: key.and_then(|k| k.expires_at),
-    }))
+    });
+    if let Some(seconds) = retry_after {
+        if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+            res.headers_mut().insert(RETRY_AFTER, v);
+        }
+    }
+    Ok(res)
 }
 
 /// The `data` of a verify response.
@@ -99,11 +115,15 @@ pub async fn forward_auth(
     let header = |names: [&str; 2]| {
         names.iter().find_map(|n| req.headers().get(*n)).map(|v| v.to_str().map(str::to_owned).map_err(|_| ()))
     };
-    let Ok(Some(text)) = credential(req.headers()) else { return Ok(HttpResponse::Unauthorized().finish()) };
+    let refuse = || match over_failure_budget(&state, &req) {
+        Some(seconds) => HttpResponse::TooManyRequests().insert_header((RETRY_AFTER, seconds.to_string())).finish(),
+        None => HttpResponse::Unauthorized().finish(),
+    };
+    let Ok(Some(text)) = credential(req.headers()) else { return Ok(refuse()) };
     let now = Timestamp::now();
     let found = verify::resolve(&state, text)?;
     let Some(key) = found.filter(|k| verify::judge(Some(k), None, now) == Code::Valid) else {
-        return Ok(HttpResponse::Unauthorized().finish());
+        return Ok(refuse());
     };
     let path = match header(ORIGINAL_URI) {
         Some(Ok(uri)) => GrantPath::from_request_uri(&uri),

@@ -33,13 +33,17 @@ impl TestEnv {
     }
 
     pub fn with_jwt_ttl(ttl: std::time::Duration) -> TestEnv {
+        TestEnv::with_config(apikeyd::config::Config { jwt_ttl: ttl, ..Default::default() })
+    }
+
+    pub fn with_config(config: apikeyd::config::Config) -> TestEnv {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("apikeyd.db");
         let root = ApiKey::generate().unwrap();
         let mut conn = db::open_connection(&path).unwrap();
         manage::bootstrap(&mut conn, Some(&root)).unwrap();
         drop(conn);
-        let state = web::Data::new(AppState::new(Db::open(&path).unwrap(), ttl).unwrap());
+        let state = web::Data::new(AppState::new(Db::open(&path).unwrap(), &config).unwrap());
         TestEnv { dir, state, root: root.expose().to_owned() }
     }
 

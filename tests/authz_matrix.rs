@@ -39,11 +39,7 @@ async fn world(identity: &str) -> World {
         "app_b_key" => Some(env.insert_key_in(Some(b.id), Grants::root(), None).1),
         "expired" => Some(global(Grants::root(), Some(Timestamp::now().plus_millis(-1000)))),
         "revoked" | "deleted" | "tampered" => Some(global(Grants::root(), None)),
-        "malformed" => {
-            let mut k = env.root.clone().into_bytes();
-            k.swap(7, 8);
-            Some(String::from_utf8(k).unwrap())
-        }
+        "malformed" => Some(common::mangle(&env.root)),
         "none" => None,
         other => panic!("unknown identity {other}"),
     };

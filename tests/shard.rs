@@ -147,9 +147,7 @@ async fn delete_error_rows() {
     let (_, target) = env.insert_key(Grants::root(), None);
     let (_, reader) = env.insert_key(grants(&[("/", Access::Read)]), None);
     let (_, sub_writer) = env.insert_key(grants(&[("/data", Access::ReadWrite)]), None);
-    let mut mangled = target.clone().into_bytes();
-    mangled.swap(10, 11);
-    let mangled = String::from_utf8(mangled).unwrap();
+    let mangled = common::mangle(&target);
 
     let bare = || TestRequest::delete().uri("/api-key").insert_header(("x-user-api-key", env.root.as_str()));
     assert_shard_error(&send(&app, bare()).await, 400, "invalid_request");

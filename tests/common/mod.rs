@@ -123,6 +123,14 @@ where
     Reply { status, headers, body, raw }
 }
 
+/// `key` with one body character replaced by a different one: always a different string, and
+/// one the checksum refuses.
+pub fn mangle(key: &str) -> String {
+    let mut bytes = key.as_bytes().to_vec();
+    bytes[10] = if bytes[10] == b'a' { b'b' } else { b'a' };
+    String::from_utf8(bytes).unwrap()
+}
+
 pub fn bearer(key: &str) -> (&'static str, String) {
     ("Authorization", format!("Bearer {key}"))
 }

@@ -240,7 +240,7 @@ pub fn bootstrap(conn: &mut Connection, provided: Option<&ApiKey>) -> Result<Opt
 fn ensure_actor_usable(conn: &Connection, ctx: &AuditContext) -> Result<(), ApiError> {
     let Some(actor) = ctx.actor else { return Ok(()) };
     match key_store::find_key_by_id(conn, actor, Scope::Global)? {
-        Some(k) if k.is_usable(ctx.at) => Ok(()),
+        Some(k) if k.status == Status::Active && !k.is_expired(ctx.at) => Ok(()),
         _ => Err(ApiError::Unauthorized("API key required or invalid API key")),
     }
 }

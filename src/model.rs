@@ -134,7 +134,7 @@ pub struct KeyAuth {
 impl KeyAuth {
     /// True when `now` is at or past the expiry.
     pub fn is_expired(&self, now: Timestamp) -> bool {
-        self.expires_at.is_some_and(|at| now >= at)
+        expired(self.expires_at, now)
     }
 
     /// Active and not expired: the only state in which the key authenticates.
@@ -149,6 +149,10 @@ impl KeyAuth {
             None => Scope::Global,
         }
     }
+}
+
+fn expired(expires_at: Option<Timestamp>, now: Timestamp) -> bool {
+    expires_at.is_some_and(|at| now >= at)
 }
 
 impl KeyRecord {
@@ -167,20 +171,7 @@ impl KeyRecord {
 
     /// True when `now` is at or past the expiry.
     pub fn is_expired(&self, now: Timestamp) -> bool {
-        self.expires_at.is_some_and(|at| now >= at)
-    }
-
-    /// Active and not expired: the only state in which the key authenticates.
-    pub fn is_usable(&self, now: Timestamp) -> bool {
-        self.status == Status::Active && !self.is_expired(now)
-    }
-
-    /// The scope this key acts in.
-    pub fn scope(&self) -> Scope {
-        match self.application_id {
-            Some(app) => Scope::Application(app),
-            None => Scope::Global,
-        }
+        expired(self.expires_at, now)
     }
 
     /// True when this key lies inside `scope`.

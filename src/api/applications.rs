@@ -6,11 +6,9 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::body::{no_store, paginate, PageQuery, UuidKeyView};
-use super::native::parse_grants_and_expiry;
+use super::body::{no_store, paginate, NewKeyBody, PageQuery, UuidKeyView};
 use crate::auth::Manager;
 use crate::error::{ApiError, Applications, Failure};
-use crate::grants::GrantBody;
 use crate::manage::{self, KeySpec};
 use crate::model::Scope;
 use crate::store::applications::{insert_application, list_applications as select_applications};
@@ -73,15 +71,6 @@ pub async fn get_application(
     Ok(HttpResponse::Ok().json(app))
 }
 
-/// Body of POST /api/v1/applications/{id}/api-keys.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateKeyBody {
-    name: Option<serde_json::Value>,
-    grants: Option<Vec<GrantBody>>,
-    expires_at: Option<String>,
-}
-
 /// POST /api/v1/applications/{id}/api-keys — needs write on `/` in scope. 201 with the key's
 /// metadata and `api_key` (the plaintext, this once); 400; 401; 403 grants or expiry beyond
 /// the caller's; 404 application not in scope.
@@ -89,15 +78,10 @@ pub async fn create_key(
     state: web::Data<AppState>,
     Manager(caller): Manager<Applications>,
     id: web::Path<String>,
-    body: web::Json<CreateKeyBody>,
+    body: web::Json<NewKeyBody>,
 ) -> Reply {
     let uuid = parse_uuid(&id, "id")?;
-    let body = body.into_inner();
-    let title = match &body.name {
-        None => "api key".to_owned(),
-        Some(v) => manage::validate_title(Some(v), "name")?,
-    };
-    let (grants, expires_at) = parse_grants_and_expiry(body.grants.as_deref(), body.expires_at.as_deref())?;
+    let (title, grants, expires_at) = body.parse()?;
     let ctx = caller.audit();
     let now = ctx.at;
     let mut spec = KeySpec::minted_by(&caller.key, title, grants, expires_at, now)?;

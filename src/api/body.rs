@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::config::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::error::ApiError;
-use crate::grants::GrantBody;
+use crate::grants::{GrantBody, Grants};
+use crate::manage::validate_title;
 use crate::model::{KeyId, KeyRecord, Status};
 use crate::request_id;
 use crate::timestamp::Timestamp;
@@ -89,6 +90,44 @@ impl UuidKeyView {
             last_used_at: k.last_used_at,
         }
     }
+}
+
+/// Body of the UUID families' key creation (`POST /api/v1/applications/{id}/api-keys`,
+/// `POST /api/clients/api-keys`): every field optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyBody {
+    name: Option<serde_json::Value>,
+    grants: Option<Vec<GrantBody>>,
+    expires_at: Option<String>,
+}
+
+impl NewKeyBody {
+    /// Validated title (default "api key"), grants and expiry.
+    pub fn parse(&self) -> Result<(String, Option<Grants>, Option<Timestamp>), ApiError> {
+        let title = match &self.name {
+            None => "api key".to_owned(),
+            Some(v) => validate_title(Some(v), "name")?,
+        };
+        let (grants, expires_at) = parse_grants_and_expiry(self.grants.as_deref(), self.expires_at.as_deref())?;
+        Ok((title, grants, expires_at))
+    }
+}
+
+/// Parses optional grants and expiry as every create call takes them.
+pub fn parse_grants_and_expiry(
+    grants: Option<&[GrantBody]>,
+    expires_at: Option<&str>,
+) -> Result<(Option<Grants>, Option<Timestamp>), ApiError> {
+    let grants = grants
+        .map(|g| Grants::from_bodies(g).map_err(|e| ApiError::invalid("grants", format!("Invalid grants: {e}"))))
+        .transpose()?;
+    let expires_at = expires_at
+        .map(|s| {
+            Timestamp::parse_rfc3339(s).map_err(|e| ApiError::invalid("expires_at", format!("Invalid expires_at: {e}")))
+        })
+        .transpose()?;
+    Ok((grants, expires_at))
 }
 
 /// `?limit=&cursor=` of every list call.

@@ -7,11 +7,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::body::{no_store, paginate, PageQuery, UuidKeyView};
-use super::native::parse_grants_and_expiry;
+use super::body::{no_store, paginate, NewKeyBody, PageQuery, UuidKeyView};
 use crate::auth::Caller;
 use crate::error::{ApiError, Clients, Failure};
-use crate::grants::GrantBody;
 use crate::manage::{self, KeySpec};
 use crate::store::keys::list_keys;
 use crate::timestamp::Timestamp;
@@ -79,29 +77,15 @@ pub async fn list_client_keys(
     ))
 }
 
-/// Body of POST /api/clients/api-keys.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GenerateBody {
-    name: Option<serde_json::Value>,
-    grants: Option<Vec<GrantBody>>,
-    expires_at: Option<String>,
-}
-
 /// POST /api/clients/api-keys — needs write on `/` in scope. 201 with the key's metadata and
 /// `api_key` (the plaintext, this once); 400; 401; 403.
 pub async fn generate_client_key(
     state: web::Data<AppState>,
     caller: Caller<Clients>,
-    body: web::Json<GenerateBody>,
+    body: web::Json<NewKeyBody>,
 ) -> Reply {
     require_manage(&caller, "Insufficient permissions to generate API keys")?;
-    let body = body.into_inner();
-    let title = match &body.name {
-        None => "api key".to_owned(),
-        Some(v) => manage::validate_title(Some(v), "name")?,
-    };
-    let (grants, expires_at) = parse_grants_and_expiry(body.grants.as_deref(), body.expires_at.as_deref())?;
+    let (title, grants, expires_at) = body.parse()?;
     let ctx = caller.audit();
     let spec = KeySpec::minted_by(&caller.key, title, grants, expires_at, ctx.at)?;
     let key = manage::generate_key()?;

@@ -5,7 +5,7 @@
 mod applications;
 mod body;
 mod clients;
-pub(crate) mod native;
+mod native;
 mod session;
 mod shard;
 mod verify;

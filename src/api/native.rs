@@ -4,10 +4,10 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::body::{native_ok, no_store, paginate, KeyView, PageQuery};
+use super::body::{native_ok, no_store, paginate, parse_grants_and_expiry, KeyView, PageQuery};
 use crate::auth::Manager;
 use crate::error::{ApiError, Failure, Native};
-use crate::grants::{GrantBody, Grants};
+use crate::grants::GrantBody;
 use crate::manage::{self, KeySpec};
 use crate::model::{KeyId, Status};
 use crate::store::keys::{find_key_by_id, list_keys as select_keys};
@@ -24,22 +24,6 @@ pub struct CreateKeyBody {
     title: Option<serde_json::Value>,
     grants: Option<Vec<GrantBody>>,
     expires_at: Option<String>,
-}
-
-/// Parses optional grants and expiry as every create call takes them.
-pub fn parse_grants_and_expiry(
-    grants: Option<&[GrantBody]>,
-    expires_at: Option<&str>,
-) -> Result<(Option<Grants>, Option<Timestamp>), ApiError> {
-    let grants = grants
-        .map(|g| Grants::from_bodies(g).map_err(|e| ApiError::invalid("grants", format!("Invalid grants: {e}"))))
-        .transpose()?;
-    let expires_at = expires_at
-        .map(|s| {
-            Timestamp::parse_rfc3339(s).map_err(|e| ApiError::invalid("expires_at", format!("Invalid expires_at: {e}")))
-        })
-        .transpose()?;
-    Ok((grants, expires_at))
 }
 
 /// POST /api/v1/keys — needs write on `/`. 200 with the plaintext (once); 400 bad body;

@@ -327,3 +327,93 @@ impl Family for Clients {
         json!({ "status": status, "message": message, "data": null })
     }
 }
+
+/// Schemas of the error bodies above, for the OpenAPI document (`api::openapi`). They are
+/// never serialised: each mirrors what one [`Family::error_body`] renders, and
+/// `tests/openapi.rs` checks rendered bodies against them.
+pub mod schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::ToSchema;
+
+    /// The native family's error: `{"success": false, "error": {"code", "message"}, "request_id"}`.
+    #[derive(ToSchema)]
+    #[allow(dead_code)] // schema only
+    pub struct NativeError {
+        /// Always false.
+        #[schema(schema_with = always_false)]
+        success: bool,
+        /// What went wrong.
+        error: NativeErrorDetail,
+        /// The `x-request-id` of this request.
+        request_id: String,
+    }
+
+    /// `error` of a native error body.
+    #[derive(ToSchema)]
+    #[allow(dead_code)] // schema only
+    pub struct NativeErrorDetail {
+        /// Stable snake_case code (`invalid_request`, `unauthorized`, `forbidden`, `not_found`, ...).
+        code: String,
+        /// For people.
+        message: String,
+    }
+
+    /// The shard-node family's error: `{"error": code, "message", "request_id"}`.
+    #[derive(ToSchema)]
+    #[allow(dead_code)] // schema only
+    pub struct ShardError {
+        /// Stable snake_case code, as in the native family.
+        error: String,
+        /// For people.
+        message: String,
+        /// The `x-request-id` of this request.
+        request_id: String,
+    }
+
+    /// The applications family's error: `{"error": <reason>, "message", "code": <status>}`,
+    /// with `details` on 400 only.
+    #[derive(ToSchema)]
+    #[allow(dead_code)] // schema only
+    pub struct ApplicationsError {
+        /// The status's reason phrase, e.g. `Bad Request`.
+        error: String,
+        /// For people.
+        message: String,
+        /// The HTTP status.
+        code: u16,
+        /// On 400: which field was wrong, and why. Absent otherwise.
+        #[schema(nullable = false)]
+        details: Option<Vec<FieldError>>,
+    }
+
+    /// One entry of an applications 400's `details`.
+    #[derive(ToSchema)]
+    #[allow(dead_code)] // schema only
+    pub struct FieldError {
+        /// The field or path parameter (`body` when none is named).
+        field: String,
+        /// Why it was refused.
+        message: String,
+    }
+
+    /// The clients family's error: `{"status": <status>, "message", "data": null}`.
+    #[derive(ToSchema)]
+    #[allow(dead_code)] // schema only
+    pub struct ClientsError {
+        /// The HTTP status.
+        status: u16,
+        /// For people.
+        message: String,
+        /// Always null.
+        #[schema(schema_with = null)]
+        data: (),
+    }
+
+    fn always_false() -> utoipa::openapi::schema::Object {
+        ObjectBuilder::new().schema_type(Type::Boolean).enum_values(Some([false])).build()
+    }
+
+    fn null() -> utoipa::openapi::schema::Object {
+        ObjectBuilder::new().schema_type(Type::Null).build()
+    }
+}

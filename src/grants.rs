@@ -13,9 +13,25 @@ use serde::{Deserialize, Serialize};
 pub const MAX_PATH_LEN: usize = 1024;
 /// Most grants one key may hold.
 pub const MAX_GRANTS: usize = 32;
+/// What [`GrantPath::parse`] accepts, as an ECMA-262 regex for the OpenAPI document (with
+/// [`MAX_PATH_LEN`] as `maxLength`, which counts characters where the parser counts bytes).
+pub const PATH_PATTERN: &str =
+    r"^/(?:(?!\.\.?(?:/|$))[^/\\%\x00-\x1F\x7F-\x9F]+(?:/(?!\.\.?(?:/|$))[^/\\%\x00-\x1F\x7F-\x9F]+)*/?)?$";
+
+/// The OpenAPI schema of a grant path, as every request body that takes one documents it.
+pub fn path_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_PATH_LEN))
+        .pattern(Some(PATH_PATTERN))
+        .description(Some("Absolute path; covers itself and everything below it, segment-wise."))
+        .build()
+}
 
 /// What a grant allows on its subtree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
     /// Read only.
@@ -182,10 +198,11 @@ pub struct Grant {
 }
 
 /// The JSON shape of a grant, before validation.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantBody {
     /// Absolute path.
+    #[schema(schema_with = path_schema)]
     pub path: String,
     /// `read`, `write` or `read_write`.
     pub access: Access,

@@ -119,11 +119,13 @@ fn looks_like_key(s: &[u8]) -> bool {
 /// echoes client input (JSON parser messages) before it reaches a response or a log.
 pub fn redact(text: &str) -> String {
     let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    let mut copied = 0;
-    while let Some(pos) = text[i..].find(PREFIX) {
-        let start = i + pos;
+    // Mark every byte covered by some `sk-` + long alphanumeric run. Every occurrence of the
+    // prefix is examined, overlapping ones included: a key can start inside text that itself
+    // ends in "sk" ("risk-sk-…") or inside a run already being hidden ("sk-…sk-<key>").
+    let mut hidden = vec![false; bytes.len()];
+    let mut from = 0;
+    while let Some(pos) = text[from..].find(PREFIX) {
+        let start = from + pos;
         let mut end = start + PREFIX.len();
         while end < bytes.len() && bytes[end].is_ascii_alphanumeric() {
             end += 1;
@@ -131,13 +133,25 @@ pub fn redact(text: &str) -> String {
         // Anything with a long enough body is hidden, checksum or not: a near-miss of a real key
         // (a typo) is still mostly secret.
         if end - start - PREFIX.len() >= 16 {
-            out.push_str(&text[copied..start]);
-            out.push_str("[redacted]");
-            copied = end;
+            hidden[start..end].iter_mut().for_each(|h| *h = true);
         }
-        i = end;
+        from = start + 1;
     }
-    out.push_str(&text[copied..]);
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if hidden[i] {
+            while i < bytes.len() && hidden[i] {
+                i += 1;
+            }
+            out.push_str("[redacted]");
+        } else {
+            // Hidden spans start and end on ASCII bytes, so this slice is on char boundaries.
+            let next = hidden[i..].iter().position(|h| *h).map_or(bytes.len(), |p| i + p);
+            out.push_str(&text[i..next]);
+            i = next;
+        }
+    }
     out
 }
 
@@ -237,5 +251,10 @@ mod tests {
         assert!(!clean.contains(key.expose()));
         assert_eq!(clean, "invalid type: string \"[redacted]\", expected a sequence");
         assert_eq!(redact("sk-short and task-list"), "sk-short and task-list");
+        // Keys glued to text that ends in "sk", or inside a run already being hidden.
+        for glued in [format!("risk-{}", key.expose()), format!("sk-0123456789abcdef{}", key.expose())] {
+            let clean = redact(&glued);
+            assert!(!clean.contains(&key.expose()[3..20]), "{clean}");
+        }
     }
 }

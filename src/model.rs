@@ -10,7 +10,7 @@ use crate::grants::Grants;
 use crate::timestamp::Timestamp;
 
 /// The numeric id (SQLite rowid) the native family uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct KeyId(pub i64);
 
@@ -36,7 +36,7 @@ impl fmt::Display for KeyId {
 pub struct AppId(pub i64);
 
 /// Where a key stands. Expiry is not a status: it is derived from `expires_at` and the clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Usable (unless expired).
@@ -204,7 +204,7 @@ mod tests {
 }
 
 /// A tenant: its keys see and manage only each other.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Application {
     /// Internal id (never shown).
     #[serde(skip)]

@@ -10,7 +10,9 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 /// Milliseconds since 1970-01-01T00:00:00Z. Stored as INTEGER in SQLite.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+// Documented as what it serialises to (an RFC 3339 string), not what it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, utoipa::ToSchema)]
+#[schema(value_type = String, format = DateTime, example = "2026-03-12T09:50:00.000Z")]
 pub struct Timestamp(i64);
 
 /// Occurs when a timestamp is not RFC 3339, or lies outside years 1..=9999.
@@ -49,6 +51,12 @@ impl Timestamp {
             return Err(TimestampError);
         }
         let dt = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| TimestampError)?;
+        // The offset can carry a local year-9999 or year-0 time outside the range in UTC,
+        // where it could not be shown again; refuse it rather than store it.
+        let utc_year = dt.checked_to_offset(time::UtcOffset::UTC).map(|u| u.year());
+        if !utc_year.is_some_and(|y| (1..=9999).contains(&y)) {
+            return Err(TimestampError);
+        }
         let ms = dt.unix_timestamp_nanos().div_euclid(1_000_000);
         i64::try_from(ms).map(Timestamp).map_err(|_| TimestampError)
     }
@@ -96,7 +104,16 @@ mod tests {
 
     #[test]
     fn rejects_non_rfc3339() {
-        for bad in ["", "2026-03-12", "yesterday", "2026-13-01T00:00:00Z", "1700000000"] {
+        for bad in [
+            "",
+            "2026-03-12",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "1700000000",
+            "9999-12-31T23:50:00-23:59",
+            "0000-01-01T00:00:00+00:01",
+            "0000-01-01T00:00:00Z",
+        ] {
             assert_eq!(Timestamp::parse_rfc3339(bad), Err(TimestampError), "{bad}");
         }
     }

@@ -3,14 +3,16 @@
 //! application; a global key with write on `/` manages every application.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::body::{no_store, paginate, NewKeyBody, PageQuery, UuidKeyView};
+use super::body::{no_store, paginate, NewKeyBody, NewUuidKey, PageQuery, UuidKeyPage, UuidKeyView};
 use crate::auth::Manager;
+use crate::error::schema::ApplicationsError;
 use crate::error::{ApiError, Applications, Failure};
 use crate::manage::{self, KeySpec};
-use crate::model::Scope;
+use crate::model::{Application, Scope};
 use crate::store::applications::{insert_application, list_applications as select_applications};
 use crate::store::keys::{find_key_by_uuid, list_keys};
 use crate::timestamp::Timestamp;
@@ -28,14 +30,44 @@ pub fn parse_uuid(raw: &str, field: &'static str) -> Result<Uuid, ApiError> {
 }
 
 /// Body of POST /api/v1/applications.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApplicationBody {
+    /// The application's label.
+    #[schema(schema_with = super::body::title_schema, required = true)]
     name: Option<serde_json::Value>,
 }
 
+/// Body of GET /api/v1/applications.
+#[derive(Serialize, ToSchema)]
+pub struct ApplicationList {
+    /// Every application in the caller's scope.
+    applications: Vec<Application>,
+}
+
+/// Body of DELETE /api/v1/applications/{id}/api-keys/{keyId}: `{}`.
+#[derive(Serialize, ToSchema)]
+pub struct Empty {}
+
 /// POST /api/v1/applications — needs a global key with write on `/`. 201 `{id, name,
-/// created_at}`; 400; 401; 403 (also for an application's own keys).
+/// created_at}`; 400; 401; 403 (also for an application's own keys); 413; 415; 429; 503.
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications",
+    tag = "applications",
+    request_body = CreateApplicationBody,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "Created", body = Application),
+        (status = 400, description = "Bad body", body = ApplicationsError),
+        (status = 401, description = "Missing or bad credential", body = ApplicationsError),
+        (status = 403, description = "Not a global key with write on `/`", body = ApplicationsError),
+        (status = 413, description = "Body over 16 KiB", body = ApplicationsError),
+        (status = 415, description = "Not JSON", body = ApplicationsError),
+        (status = 429, description = "Too many failed authentications", body = ApplicationsError),
+        (status = 503, description = "Write queue full", body = ApplicationsError),
+    )
+)]
 pub async fn create_application(
     state: web::Data<AppState>,
     Manager(caller): Manager<Applications>,
@@ -52,14 +84,42 @@ pub async fn create_application(
 }
 
 /// GET /api/v1/applications — needs write on `/`. 200 `{applications: [...]}`: every
-/// application for a global key, its own for an application's key.
+/// application for a global key, its own for an application's key. 401; 403; 429.
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications",
+    tag = "applications",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The applications in scope", body = ApplicationList),
+        (status = 401, description = "Missing or bad credential", body = ApplicationsError),
+        (status = 403, description = "No write on `/`", body = ApplicationsError),
+        (status = 429, description = "Too many failed authentications", body = ApplicationsError),
+    )
+)]
 pub async fn list_applications(state: web::Data<AppState>, Manager(caller): Manager<Applications>) -> Reply {
     let only = caller.key.application_id;
     let apps = state.db.read(move |conn| Ok::<_, ApiError>(select_applications(conn, only)?)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "applications": apps })))
+    Ok(HttpResponse::Ok().json(ApplicationList { applications: apps }))
 }
 
-/// GET /api/v1/applications/{id} — needs write on `/` in scope. 200; 400 not a UUID; 404.
+/// GET /api/v1/applications/{id} — needs write on `/` in scope. 200; 400 not a UUID; 401;
+/// 403; 404; 429.
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{id}",
+    tag = "applications",
+    params(("id" = Uuid, Path, description = "The application's id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The application", body = Application),
+        (status = 400, description = "id is not a UUID", body = ApplicationsError),
+        (status = 401, description = "Missing or bad credential", body = ApplicationsError),
+        (status = 403, description = "No write on `/`", body = ApplicationsError),
+        (status = 404, description = "No such application in scope", body = ApplicationsError),
+        (status = 429, description = "Too many failed authentications", body = ApplicationsError),
+    )
+)]
 pub async fn get_application(
     state: web::Data<AppState>,
     Manager(caller): Manager<Applications>,
@@ -73,7 +133,26 @@ pub async fn get_application(
 
 /// POST /api/v1/applications/{id}/api-keys — needs write on `/` in scope. 201 with the key's
 /// metadata and `api_key` (the plaintext, this once); 400; 401; 403 grants or expiry beyond
-/// the caller's; 404 application not in scope.
+/// the caller's; 404 application not in scope; 413; 415; 429; 503.
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/api-keys",
+    tag = "applications",
+    params(("id" = Uuid, Path, description = "The application's id")),
+    request_body = NewKeyBody,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "Created; the plaintext is in `api_key`", body = NewUuidKey),
+        (status = 400, description = "id not a UUID, or bad body", body = ApplicationsError),
+        (status = 401, description = "Missing or bad credential", body = ApplicationsError),
+        (status = 403, description = "No write on `/`, or grants or expiry beyond the caller's", body = ApplicationsError),
+        (status = 404, description = "No such application in scope", body = ApplicationsError),
+        (status = 413, description = "Body over 16 KiB", body = ApplicationsError),
+        (status = 415, description = "Not JSON", body = ApplicationsError),
+        (status = 429, description = "Too many failed authentications", body = ApplicationsError),
+        (status = 503, description = "Write queue full", body = ApplicationsError),
+    )
+)]
 pub async fn create_key(
     state: web::Data<AppState>,
     Manager(caller): Manager<Applications>,
@@ -96,13 +175,27 @@ pub async fn create_key(
             manage::insert_new_key(conn, &spec, &stored, &ctx)
         })
         .await?;
-    let mut view = serde_json::to_value(UuidKeyView::new(&record, now)).map_err(|e| ApiError::internal(&e))?;
-    view["api_key"] = serde_json::Value::from(key.expose());
+    let view = NewUuidKey { view: UuidKeyView::new(&record, now), api_key: key.expose().to_owned() };
     Ok(no_store(HttpResponse::Created().json(view)))
 }
 
 /// GET /api/v1/applications/{id}/api-keys — needs write on `/` in scope. 200 `{api_keys,
-/// next_cursor}`, newest first, never a plaintext or hash; 400; 401; 403; 404.
+/// next_cursor}`, newest first, never a plaintext or hash; 400; 401; 403; 404; 429.
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{id}/api-keys",
+    tag = "applications",
+    params(("id" = Uuid, Path, description = "The application's id"), PageQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "One page of the application's keys", body = UuidKeyPage),
+        (status = 400, description = "id not a UUID, or bad query", body = ApplicationsError),
+        (status = 401, description = "Missing or bad credential", body = ApplicationsError),
+        (status = 403, description = "No write on `/`", body = ApplicationsError),
+        (status = 404, description = "No such application in scope", body = ApplicationsError),
+        (status = 429, description = "Too many failed authentications", body = ApplicationsError),
+    )
+)]
 pub async fn list_keys_of_application(
     state: web::Data<AppState>,
     Manager(caller): Manager<Applications>,
@@ -122,13 +215,32 @@ pub async fn list_keys_of_application(
     let (page, next_cursor) = paginate(rows, limit);
     let now = Timestamp::now();
     let keys: Vec<UuidKeyView> = page.iter().map(|k| UuidKeyView::new(k, now)).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "api_keys": keys, "next_cursor": next_cursor })))
+    Ok(HttpResponse::Ok().json(UuidKeyPage { api_keys: keys, next_cursor }))
 }
 
 /// DELETE /api/v1/applications/{id}/api-keys/{keyId} — needs write on `/` in scope. Revokes
 /// the key: it fails from the next request, the application's other keys keep working.
 /// 200 `{}` (also when already revoked); 400 `id`/`keyId` not a UUID, or the caller's own
-/// key; 401; 403; 404 (also a key of another application, or a deleted one).
+/// key; 401; 403; 404 (also a key of another application, or a deleted one); 429; 503.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/applications/{id}/api-keys/{keyId}",
+    tag = "applications",
+    params(
+        ("id" = Uuid, Path, description = "The application's id"),
+        ("keyId" = Uuid, Path, description = "The key's UUID"),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Revoked (or already revoked)", body = Empty),
+        (status = 400, description = "id or keyId not a UUID, or the caller's own key", body = ApplicationsError),
+        (status = 401, description = "Missing or bad credential", body = ApplicationsError),
+        (status = 403, description = "No write on `/`", body = ApplicationsError),
+        (status = 404, description = "No such application or key in scope, or a deleted key", body = ApplicationsError),
+        (status = 429, description = "Too many failed authentications", body = ApplicationsError),
+        (status = 503, description = "Write queue full", body = ApplicationsError),
+    )
+)]
 pub async fn revoke_key(
     state: web::Data<AppState>,
     Manager(caller): Manager<Applications>,
@@ -156,5 +268,5 @@ pub async fn revoke_key(
             }
             other => other,
         })?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({})))
+    Ok(HttpResponse::Ok().json(Empty {}))
 }

@@ -5,9 +5,11 @@
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::config::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::config::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_TITLE_CHARS};
 use crate::error::ApiError;
 use crate::grants::{GrantBody, Grants};
 use crate::manage::validate_title;
@@ -16,7 +18,7 @@ use crate::request_id;
 use crate::timestamp::Timestamp;
 
 /// A key's metadata, as every list and get shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct KeyView {
     id: KeyId,
     uuid: Uuid,
@@ -56,7 +58,7 @@ impl KeyView {
 
 /// A key's metadata as the UUID-addressed families (applications, clients) show it: `id` is
 /// the UUID, `name` the title.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UuidKeyView {
     id: Uuid,
     name: String,
@@ -94,12 +96,57 @@ impl UuidKeyView {
 
 /// Body of the UUID families' key creation (`POST /api/v1/applications/{id}/api-keys`,
 /// `POST /api/clients/api-keys`): every field optional.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {
+    /// The key's label; default `api key`.
+    #[schema(schema_with = optional_title_schema)]
     name: Option<serde_json::Value>,
+    /// Within the caller's grants; default the caller's grants.
+    #[schema(min_items = 1, max_items = 32)]
     grants: Option<Vec<GrantBody>>,
+    /// RFC 3339, in the future and not after the caller's own expiry; default the caller's.
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<String>,
+}
+
+/// The keys of one page of a UUID family's list, and the cursor for the next.
+#[derive(Serialize, ToSchema)]
+pub struct UuidKeyPage {
+    /// Newest first.
+    pub api_keys: Vec<UuidKeyView>,
+    /// Pass back as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A key just made by a UUID family: its metadata and, this once, its plaintext.
+#[derive(Serialize, ToSchema)]
+pub struct NewUuidKey {
+    /// The metadata.
+    #[serde(flatten)]
+    pub view: UuidKeyView,
+    /// The plaintext key. Shown only here.
+    pub api_key: String,
+}
+
+/// What `validate_title` accepts: 1 to 200 characters, no control characters, not blank.
+/// (The length counts the trimmed text; the document's `maxLength` counts it all.)
+pub fn title_schema() -> utoipa::openapi::schema::Object {
+    title_builder(SchemaType::Type(Type::String)).build()
+}
+
+/// [`title_schema`], or null (the default applies).
+pub fn optional_title_schema() -> utoipa::openapi::schema::Object {
+    title_builder(SchemaType::from_iter([Type::String, Type::Null])).build()
+}
+
+fn title_builder(schema_type: SchemaType) -> ObjectBuilder {
+    const NOT_CONTROL: &str = r"[^\x00-\x1F\x7F-\x9F]";
+    ObjectBuilder::new()
+        .schema_type(schema_type)
+        .min_length(Some(1))
+        .max_length(Some(MAX_TITLE_CHARS))
+        .pattern(Some(format!(r"^{NOT_CONTROL}*[^\s\x00-\x1F\x7F-\x9F]{NOT_CONTROL}*$")))
 }
 
 impl NewKeyBody {
@@ -131,12 +178,15 @@ pub fn parse_grants_and_expiry(
 }
 
 /// `?limit=&cursor=` of every list call.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Page size.
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]*[1-9][0-9]*$", max_length = 18)]
     pub cursor: Option<String>,
 }
 
@@ -166,10 +216,13 @@ pub fn paginate(mut rows: Vec<KeyRecord>, limit: u32) -> (Vec<KeyRecord>, Option
 
 /// The native success envelope, serialised straight from typed data (no intermediate
 /// `serde_json::Value`, which costs measurable time on the verify hot path).
-#[derive(Serialize)]
-struct NativeOk<T> {
+#[derive(Serialize, ToSchema)]
+pub struct NativeOk<T> {
+    /// Always true.
     success: bool,
+    /// The answer.
     data: T,
+    /// The `x-request-id` of this request.
     request_id: String,
 }
 

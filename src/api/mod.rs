@@ -6,6 +6,7 @@ mod applications;
 mod body;
 mod clients;
 mod native;
+pub mod openapi;
 mod session;
 mod shard;
 mod verify;
@@ -16,78 +17,120 @@ use actix_web::{web, HttpRequest, HttpResponse, Resource};
 use crate::config::{MAX_BODY_BYTES, MAX_BULK_BODY_BYTES};
 use crate::error::{render_for_path, ApiError, Applications, Clients, Failure, Family, Native, Shard};
 
+/// One route: its path (actix and OpenAPI write `{param}` alike) and the methods it answers.
+#[derive(Debug)]
+pub struct Route {
+    /// Full path pattern.
+    pub path: &'static str,
+    /// Methods served; any other answers 405 with these in `Allow`.
+    pub methods: &'static [Method],
+}
+
+const APPLICATIONS: &str = "/api/v1/applications";
+const CLIENTS: &str = "/api/clients";
+const NATIVE: &str = "/api/v1";
+
+/// What `/auth` answers: any method. These are the ones the OpenAPI document lists.
+const ANY: &[Method] =
+    &[Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD, Method::OPTIONS];
+
+/// Every route the app serves, once. [`configure`] takes each resource's methods (and so its
+/// `Allow` header) from here and refuses to register a path missing from it; tests/openapi.rs
+/// checks that the app serves exactly these (method, path) pairs and that the OpenAPI
+/// document lists exactly these.
+pub const ROUTES: &[Route] = &[
+    Route { path: "/healthz", methods: &[Method::GET] },
+    Route { path: "/openapi.json", methods: &[Method::GET] },
+    Route { path: "/auth", methods: ANY },
+    Route { path: "/api/v1/applications", methods: &[Method::GET, Method::POST] },
+    Route { path: "/api/v1/applications/{id}", methods: &[Method::GET] },
+    Route { path: "/api/v1/applications/{id}/api-keys", methods: &[Method::GET, Method::POST] },
+    Route { path: "/api/v1/applications/{id}/api-keys/{keyId}", methods: &[Method::DELETE] },
+    Route { path: "/api/clients/login", methods: &[Method::POST] },
+    Route { path: "/api/clients/api-keys", methods: &[Method::GET, Method::POST] },
+    Route { path: "/api/clients/api-keys/bulk", methods: &[Method::DELETE] },
+    Route { path: "/api/clients/api-keys/{api_key_id}", methods: &[Method::DELETE] },
+    Route { path: "/api/v1/keys", methods: &[Method::GET, Method::POST] },
+    Route { path: "/api/v1/keys/verify", methods: &[Method::POST] },
+    Route { path: "/api/v1/auth/token", methods: &[Method::POST] },
+    Route { path: "/api/v1/keys/{id}", methods: &[Method::GET, Method::DELETE] },
+    Route { path: "/api-key", methods: &[Method::POST, Method::DELETE] },
+];
+
 /// Registers every route. Used by `main` and by the tests, so both serve the same app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .service(web::resource("/auth").app_data(query_config::<Native>()).route(web::route().to(verify::forward_auth)))
+    cfg.service(resource::<Native>("", "/healthz").route(web::get().to(healthz)))
+        .service(resource::<Native>("", "/openapi.json").route(web::get().to(openapi::serve)))
         .service(
-            web::scope("/api/v1/applications")
+            resource::<Native>("", "/auth")
+                .app_data(query_config::<Native>())
+                .route(web::route().to(verify::forward_auth)),
+        )
+        .service(
+            web::scope(APPLICATIONS)
                 .app_data(json_config::<Applications>())
                 .app_data(query_config::<Applications>())
                 .service(
-                    resource::<Applications>("", &[Method::GET, Method::POST])
+                    resource::<Applications>(APPLICATIONS, "")
                         .route(web::get().to(applications::list_applications))
                         .route(web::post().to(applications::create_application)),
                 )
                 .service(
-                    resource::<Applications>("/{id}", &[Method::GET])
-                        .route(web::get().to(applications::get_application)),
+                    resource::<Applications>(APPLICATIONS, "/{id}").route(web::get().to(applications::get_application)),
                 )
                 .service(
-                    resource::<Applications>("/{id}/api-keys", &[Method::GET, Method::POST])
+                    resource::<Applications>(APPLICATIONS, "/{id}/api-keys")
                         .route(web::get().to(applications::list_keys_of_application))
                         .route(web::post().to(applications::create_key)),
                 )
                 .service(
-                    resource::<Applications>("/{id}/api-keys/{keyId}", &[Method::DELETE])
+                    resource::<Applications>(APPLICATIONS, "/{id}/api-keys/{keyId}")
                         .route(web::delete().to(applications::revoke_key)),
                 )
                 .default_service(web::to(unknown_route)),
         )
         .service(
-            web::scope("/api/clients")
+            web::scope(CLIENTS)
                 .app_data(json_config::<Clients>())
                 .app_data(query_config::<Clients>())
-                .service(resource::<Clients>("/login", &[Method::POST]).route(web::post().to(clients::login)))
+                .service(resource::<Clients>(CLIENTS, "/login").route(web::post().to(clients::login)))
                 .service(
-                    resource::<Clients>("/api-keys", &[Method::GET, Method::POST])
+                    resource::<Clients>(CLIENTS, "/api-keys")
                         .route(web::get().to(clients::list_client_keys))
                         .route(web::post().to(clients::generate_client_key)),
                 )
                 // Registered before /{api_key_id}, so "bulk" is never read as a key id.
                 .service(
-                    resource::<Clients>("/api-keys/bulk", &[Method::DELETE])
+                    resource::<Clients>(CLIENTS, "/api-keys/bulk")
                         .app_data(json_config::<Clients>().limit(MAX_BULK_BODY_BYTES))
                         .route(web::delete().to(clients::bulk_delete_client_keys)),
                 )
                 .service(
-                    resource::<Clients>("/api-keys/{api_key_id}", &[Method::DELETE])
+                    resource::<Clients>(CLIENTS, "/api-keys/{api_key_id}")
                         .route(web::delete().to(clients::delete_client_key)),
                 )
                 .default_service(web::to(unknown_route)),
         )
         .service(
-            web::scope("/api/v1")
+            web::scope(NATIVE)
                 .app_data(json_config::<Native>())
                 .app_data(query_config::<Native>())
                 .service(
-                    resource::<Native>("/keys", &[Method::GET, Method::POST])
+                    resource::<Native>(NATIVE, "/keys")
                         .route(web::get().to(native::list_keys))
                         .route(web::post().to(native::create_key)),
                 )
-                .service(resource::<Native>("/keys/verify", &[Method::POST]).route(web::post().to(verify::verify_key)))
+                .service(resource::<Native>(NATIVE, "/keys/verify").route(web::post().to(verify::verify_key)))
+                .service(resource::<Native>(NATIVE, "/auth/token").route(web::post().to(session::create_token)))
                 .service(
-                    resource::<Native>("/auth/token", &[Method::POST]).route(web::post().to(session::create_token)),
-                )
-                .service(
-                    resource::<Native>("/keys/{id}", &[Method::GET, Method::DELETE])
+                    resource::<Native>(NATIVE, "/keys/{id}")
                         .route(web::get().to(native::get_key))
                         .route(web::delete().to(native::revoke_key)),
                 )
                 .default_service(web::to(unknown_route)),
         )
         .service(
-            resource::<Shard>("/api-key", &[Method::POST, Method::DELETE])
+            resource::<Shard>("", "/api-key")
                 .app_data(json_config::<Shard>())
                 .app_data(query_config::<Shard>())
                 .route(web::post().to(shard::create_key))
@@ -97,6 +140,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// GET /healthz: no auth, no database work. 200 `ok`. The benchmark's ceiling.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "Serving", body = String, content_type = "text/plain", example = "ok"))
+)]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
@@ -106,8 +155,19 @@ async fn unknown_route(req: HttpRequest) -> HttpResponse {
     render_for_path(req.path(), ApiError::NotFound("No such route".into()))
 }
 
-/// A resource whose unmatched methods answer 405 with `Allow`, in family `F`'s envelope.
-fn resource<F: Family>(path: &str, allowed: &'static [Method]) -> Resource {
+/// The resource at `path` inside `scope`, whose unmatched methods answer 405 with `Allow`
+/// (its methods in [`ROUTES`]), in family `F`'s envelope.
+///
+/// # Panics
+/// When `scope` + `path` is not in [`ROUTES`]: a route the document would not list. Every
+/// test builds the app, so this cannot reach a release unnoticed.
+fn resource<F: Family>(scope: &str, path: &str) -> Resource {
+    let full = format!("{scope}{path}");
+    let allowed = ROUTES
+        .iter()
+        .find(|r| r.path == full)
+        .map(|r| r.methods)
+        .unwrap_or_else(|| panic!("route {full} is registered but missing from api::ROUTES"));
     web::resource(path).default_service(web::to(move || async move {
         Err::<HttpResponse, _>(Failure::<F>::from(ApiError::MethodNotAllowed(allowed)))
     }))

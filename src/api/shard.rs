@@ -3,15 +3,20 @@
 //! documented in the README. Errors are `{"error": code, "message", "request_id"}`.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 use super::body::no_store;
 use crate::auth::{Manager, RootCaller};
 use crate::config::MAX_BODY_BYTES;
+use crate::error::schema::ShardError;
 use crate::error::{ApiError, Failure, Shard};
 use crate::grants::{Access, GrantPath, Grants};
 use crate::keys::ApiKey;
 use crate::manage::{self, KeySpec};
+use crate::model::{KeyId, Status};
 use crate::timestamp::Timestamp;
 use crate::AppState;
 
@@ -21,16 +26,63 @@ type Reply = Result<HttpResponse, Failure<Shard>>;
 const NEVER: &str = "0001-01-01T00:00:00Z";
 
 /// Body of POST /api-key; all three fields are required.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
+    /// 1 read, 2 write, 3 both.
+    #[schema(schema_with = permissions_schema)]
     permissions: u8,
+    /// The one path the key covers (and everything below it).
+    #[schema(schema_with = crate::grants::path_schema)]
     path: String,
+    /// RFC 3339, in the future; `0001-01-01T00:00:00Z` means never.
+    #[schema(format = DateTime)]
     expiration_date: String,
 }
 
+/// The shard-node access bitmask.
+fn permissions_schema() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new().schema_type(Type::Integer).enum_values(Some([1, 2, 3])).build()
+}
+
+/// Body of POST /api-key's answer. `value` is the plaintext key, shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct ShardKey {
+    /// The plaintext key. Shown only here.
+    value: String,
+    id: KeyId,
+    uuid: Uuid,
+    /// The normalised path.
+    path: String,
+    /// 1 read, 2 write, 3 both.
+    #[schema(schema_with = permissions_schema)]
+    permissions: u8,
+    /// RFC 3339; `0001-01-01T00:00:00Z` means never.
+    #[schema(format = DateTime)]
+    expiration_date: String,
+    created_at: Timestamp,
+}
+
 /// POST /api-key — needs a root key (read_write on `/`, no expiry). 200
-/// `{value, id, uuid, path, permissions, expiration_date, created_at}`; 400; 401; 403; 413; 415.
+/// `{value, id, uuid, path, permissions, expiration_date, created_at}`; 400; 401; 403; 413; 415;
+/// 429; 503.
+#[utoipa::path(
+    post,
+    path = "/api-key",
+    tag = "shard",
+    request_body = CreateBody,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Created; the plaintext is in `value`", body = ShardKey),
+        (status = 400, description = "Bad body", body = ShardError),
+        (status = 401, description = "Missing or bad credential", body = ShardError),
+        (status = 403, description = "Not a root key, or expiry beyond the caller's", body = ShardError),
+        (status = 413, description = "Body over 16 KiB", body = ShardError),
+        (status = 415, description = "Not JSON", body = ShardError),
+        (status = 429, description = "Too many failed authentications", body = ShardError),
+        (status = 503, description = "Write queue full", body = ShardError),
+    )
+)]
 pub async fn create_key(
     state: web::Data<AppState>,
     RootCaller(caller): RootCaller<Shard>,
@@ -50,35 +102,67 @@ pub async fn create_key(
     let key = manage::generate_key()?;
     let stored = key.clone();
     let record = state.db.write(move |conn| manage::insert_new_key(conn, &spec, &stored, &ctx)).await?;
-    Ok(no_store(HttpResponse::Ok().json(serde_json::json!({
-        "value": key.expose(),
-        "id": record.id,
-        "uuid": record.uuid,
-        "path": path.as_str(),
-        "permissions": access.bits(),
-        "expiration_date": record.expires_at.map_or_else(|| NEVER.to_owned(), |t| t.to_string()),
-        "created_at": record.created_at,
-    }))))
+    Ok(no_store(HttpResponse::Ok().json(ShardKey {
+        value: key.expose().to_owned(),
+        id: record.id,
+        uuid: record.uuid,
+        path: path.as_str().to_owned(),
+        permissions: access.bits(),
+        expiration_date: record.expires_at.map_or_else(|| NEVER.to_owned(), |t| t.to_string()),
+        created_at: record.created_at,
+    })))
 }
 
 /// `?value=` of DELETE /api-key.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ValueQuery {
+    /// The key to delete (carries a secret in the URL: the access log never records queries).
     value: Option<String>,
 }
 
 /// JSON body of DELETE /api-key.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ValueBody {
+pub struct ValueBody {
+    /// The key to delete.
     value: Option<String>,
+}
+
+/// Body of DELETE /api-key's answer.
+#[derive(Serialize, ToSchema)]
+pub struct DeletedKey {
+    id: KeyId,
+    uuid: Uuid,
+    /// Always `deleted`.
+    status: Status,
+    deleted_at: Option<Timestamp>,
 }
 
 /// DELETE /api-key — needs write on `/`. The key to delete comes as `{"value"}` or
 /// `?value=` (the seed's own clients send the query and no body); both given and different
 /// is 400. 200 `{id, uuid, status: "deleted", deleted_at}`; 400 missing, empty or malformed
-/// value, or the caller's own key; 401; 403; 404 no such active key in the caller's scope.
+/// value, or the caller's own key; 401; 403; 404 no such active key in the caller's scope;
+/// 413; 429; 503.
+#[utoipa::path(
+    delete,
+    path = "/api-key",
+    tag = "shard",
+    params(ValueQuery),
+    request_body(content = ValueBody, description = "Optional (see `api::openapi::OptionalBody`): the value may come as `?value=` instead"),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedKey),
+        (status = 400, description = "Missing, empty or malformed value; query and body differ; the caller's own key", body = ShardError),
+        (status = 401, description = "Missing or bad credential", body = ShardError),
+        (status = 403, description = "No write on `/`", body = ShardError),
+        (status = 404, description = "No such active key in the caller's scope", body = ShardError),
+        (status = 413, description = "Body over 16 KiB", body = ShardError),
+        (status = 429, description = "Too many failed authentications", body = ShardError),
+        (status = 503, description = "Write queue full", body = ShardError),
+    )
+)]
 pub async fn delete_key_by_value(
     state: web::Data<AppState>,
     Manager(caller): Manager<Shard>,
@@ -103,12 +187,12 @@ pub async fn delete_key_by_value(
     let scope = caller.key.scope();
     let current = Some(caller.key.id);
     let record = state.db.write(move |conn| manage::delete_key_by_value(conn, scope, current, &key, &ctx)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "id": record.id,
-        "uuid": record.uuid,
-        "status": "deleted",
-        "deleted_at": record.deleted_at,
-    })))
+    Ok(HttpResponse::Ok().json(DeletedKey {
+        id: record.id,
+        uuid: record.uuid,
+        status: Status::Deleted,
+        deleted_at: record.deleted_at,
+    }))
 }
 
 /// Reads an optional body of at most [`MAX_BODY_BYTES`]; more is 413.

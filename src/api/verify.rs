@@ -5,12 +5,15 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::body::native_ok;
+use super::body::{native_ok, NativeOk};
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 
 use crate::auth::{credential, over_failure_budget};
+use crate::error::schema::NativeError;
 use crate::error::{ApiError, Failure, Native};
 use crate::grants::{Access, GrantBody, GrantPath};
 use crate::model::KeyId;
@@ -19,19 +22,45 @@ use crate::verify::{self, Code, Need};
 use crate::AppState;
 
 /// Body of POST /api/v1/keys/verify.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
+    /// The key to check (any text: a malformed key answers `NOT_FOUND`).
     key: String,
+    /// Path the key must cover; default `/` when only `access` is given.
+    #[schema(schema_with = optional_path_schema)]
     path: Option<String>,
+    /// Access the key must hold on `path`; default read when only `path` is given.
     access: Option<Access>,
+}
+
+/// A grant path, or null.
+fn optional_path_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::grants::path_schema();
+    schema.schema_type = SchemaType::from_iter([Type::String, Type::Null]);
+    schema
 }
 
 /// POST /api/v1/keys/verify — no caller key. 200 with `{valid, code, key_id, key_uuid,
 /// application_id, grants, expires_at}` for every well-formed request, whatever the key;
 /// 400 malformed JSON, a missing `key`, or an invalid `path`; 5xx if the store cannot be read
 /// (never `valid: true` by default). With `path` or `access`, the key must also hold a grant
-/// covering them (access defaults to read, path to `/`).
+/// covering them (access defaults to read, path to `/`). 413; 415. Too many failed checks from
+/// one client answer 200 with code `RATE_LIMITED` and `Retry-After`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/verify",
+    tag = "verify",
+    request_body = VerifyBody,
+    responses(
+        (status = 200, description = "The verdict, whatever the key", body = NativeOk<Verdict>,
+            headers(("Retry-After" = Option<u64>, description = "With code RATE_LIMITED: seconds until the client may retry"))),
+        (status = 400, description = "Malformed JSON, missing `key`, invalid `path`", body = NativeError),
+        (status = 413, description = "Body over 16 KiB", body = NativeError),
+        (status = 415, description = "Not JSON", body = NativeError),
+        (status = 500, description = "The store could not be read (never `valid: true`)", body = NativeError),
+    )
+)]
 pub async fn verify_key(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -79,10 +108,14 @@ pub async fn verify_key(
     Ok(res)
 }
 
-/// The `data` of a verify response.
-#[derive(Serialize)]
-struct Verdict {
+/// The `data` of a verify response. The key's fields are null when `code` is `NOT_FOUND` or
+/// `RATE_LIMITED`.
+#[derive(Serialize, ToSchema)]
+pub struct Verdict {
+    /// True exactly when `code` is `VALID`.
     valid: bool,
+    /// Why.
+    #[schema(schema_with = code_schema)]
     code: Code,
     key_id: Option<KeyId>,
     key_uuid: Option<Uuid>,
@@ -91,10 +124,32 @@ struct Verdict {
     expires_at: Option<Timestamp>,
 }
 
+/// Every [`Code`], as the document lists them. The match makes a new variant a compile error
+/// here until it is listed.
+fn code_schema() -> utoipa::openapi::schema::Object {
+    const ALL: [Code; 7] =
+        [Code::Valid, Code::NotFound, Code::Revoked, Code::Deleted, Code::Expired, Code::Forbidden, Code::RateLimited];
+    match ALL[0] {
+        Code::Valid
+        | Code::NotFound
+        | Code::Revoked
+        | Code::Deleted
+        | Code::Expired
+        | Code::Forbidden
+        | Code::RateLimited => {}
+    }
+    let names = ALL.iter().filter_map(|c| serde_json::to_value(c).ok());
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)).build()
+}
+
 /// Query fallbacks of /auth, for gateways that cannot set headers.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ForwardQuery {
+    /// Path asked about when no `X-Original-URI` / `X-Forwarded-Uri` is sent; default `/`.
+    /// One that does not normalise cleanly is 403.
     path: Option<String>,
+    /// Access asked about when no `X-Original-Method` / `X-Forwarded-Method` is sent; default read.
     access: Option<Access>,
 }
 
@@ -106,7 +161,33 @@ const ORIGINAL_METHOD: [&str; 2] = ["x-original-method", "x-forwarded-method"];
 /// from `X-Original-Method` / `X-Forwarded-Method` (GET, HEAD, OPTIONS read, anything else
 /// write) or `?access=`, default read. 200 with `X-Key-Id` (and `X-Key-Application`) when a
 /// grant covers it; 401 missing or bad key; 403 no grant covers it, or a path that does not
-/// normalise cleanly. Empty bodies.
+/// normalise cleanly; 429 too many failed credentials from this client. Empty bodies, except
+/// a malformed `?access=`, which is 400 in the native envelope.
+#[utoipa::path(
+    method(get, post, put, patch, delete, head, options),
+    path = "/auth",
+    tag = "verify",
+    params(
+        ForwardQuery,
+        ("X-Original-URI" = Option<String>, Header, description = "The request's URI (nginx `$request_uri`); wins over `?path=`"),
+        ("X-Forwarded-Uri" = Option<String>, Header, description = "The request's URI (Traefik, Caddy)"),
+        ("X-Original-Method" = Option<String>, Header, description = "The request's method: GET, HEAD, OPTIONS read; anything else writes"),
+        ("X-Forwarded-Method" = Option<String>, Header, description = "The request's method (Traefik, Caddy)"),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A grant covers the path and access",
+            headers(
+                ("X-Key-Id" = i64, description = "The key's numeric id"),
+                ("X-Key-Application" = Option<Uuid>, description = "The key's application, if any"),
+            )),
+        (status = 400, description = "Malformed `?access=` (native error body)", body = NativeError),
+        (status = 401, description = "Missing or bad key (empty body)"),
+        (status = 403, description = "No grant covers it, or the path does not normalise cleanly (empty body)"),
+        (status = 429, description = "Too many failed credentials (empty body)",
+            headers(("Retry-After" = u64, description = "Seconds until the client may retry"))),
+    )
+)]
 pub async fn forward_auth(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -1,0 +1,864 @@
+#!/usr/bin/env python3
+"""Crash-consistency harness for apikeyd (docs/RELIABILITY.md, promises D1-D4 and D7).
+
+Starts the real binary on a temporary database, runs concurrent clients doing creates
+(native, shard, applications and clients families), revokes (native by id, applications
+family) and deletes (shard by value, clients family), SIGKILLs the server by PID at a random
+moment, restarts it on the same database and checks what survived against what the
+clients saw acknowledged:
+
+  D1  every create answered 2xx still verifies VALID, unless a later revoke/delete
+      was acknowledged (or an indeterminate one turned out to have happened);
+  D2  once a revoke answered 2xx the key never verifies VALID again (checked at once,
+      during the run, on a fresh connection, and after every restart);
+  D3  the same for deletes;
+  D4  PRAGMA integrity_check is ok after every crash, and the audit log matches the keys
+      (every key has one 'create' row, every revoked/deleted key its 'revoke'/'delete'
+      row, no 'revoke'/'delete' row for a change that is not there);
+  D7  a retried revoke answers 200 again, a retried delete 404, and no change is audited
+      twice.
+
+A request whose connection failed after it was sent is "indeterminate": it is neither
+acknowledged nor refused, and its key's fate is learnt from the database after restart.
+Requests that could not even connect were never sent and are not counted.
+
+Python 3 standard library only. Exit status: 0 when no violation was found (or, with
+--expect-violations, when at least one was: the negative control), 1 otherwise, 2 when
+the harness itself could not run.
+"""
+
+import argparse
+import collections
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+DEFAULT_BINARY = os.path.join(REPO, "target", "release", "apikeyd")
+NEVER = "0001-01-01T00:00:00Z"
+
+# Environment for every server start: quiet logs, and a failure budget large enough that
+# verifying thousands of revoked keys from 127.0.0.1 is never answered RATE_LIMITED.
+SERVER_ENV = {
+    "RUST_LOG": "warn",
+    "APIKEYD_AUTH_FAILURE_BURST": "1000000",
+    "APIKEYD_AUTH_FAILURE_RATE": "1000000",
+}
+
+
+class HarnessError(Exception):
+    """The harness could not do its job (not a finding about the server)."""
+
+
+class NotSent(Exception):
+    """The request never left: the connection could not be opened."""
+
+
+class Indeterminate(Exception):
+    """The request was (possibly) sent but no complete response came back."""
+
+
+# --------------------------------------------------------------------------- server
+
+
+class Server:
+    """One apikeyd process at a time on one database file; stopped only by its PID."""
+
+    def __init__(self, binary, db, logdir, env=None, preexec=None):
+        self.binary = binary
+        self.preexec = preexec
+        self.db = db
+        self.logdir = logdir
+        self.env = dict(os.environ)
+        self.env.update(SERVER_ENV)
+        self.env.update(env or {})
+        self.proc = None
+        self.port = None
+        self.root_key = None
+        self.starts = 0
+
+    def start(self, timeout=20.0):
+        if self.proc is not None:
+            raise HarnessError("server already running")
+        self.starts += 1
+        log_path = os.path.join(self.logdir, "server-%04d.log" % self.starts)
+        log = open(log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                [self.binary, "serve", "--db", self.db, "--bind", "127.0.0.1:0"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=self.env,
+                preexec_fn=self.preexec,
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(log_path, "r", errors="replace") as f:
+                text = f.read()
+            m = re.search(r"root key: (sk-\S+)", text)
+            if m:
+                self.root_key = m.group(1)
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
+            if m:
+                self.port = int(m.group(1))
+                return log_path
+            rc = self.proc.poll()
+            if rc is not None:
+                self.proc = None
+                raise HarnessError("server exited at start (status %s); log %s:\n%s"
+                                   % (rc, log_path, text[-2000:]))
+            time.sleep(0.02)
+        self.kill()
+        raise HarnessError("server did not listen within %.0fs; log %s" % (timeout, log_path))
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        """SIGKILL by PID and reap."""
+        if self.proc is None:
+            return
+        try:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise HarnessError("server PID %d did not die after SIGKILL" % self.proc.pid)
+        self.proc = None
+
+    def stop(self):
+        """SIGTERM by PID, SIGKILL after 5 s."""
+        if self.proc is None:
+            return
+        try:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=5)
+            self.proc = None
+        except ProcessLookupError:
+            self.proc = None
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+# --------------------------------------------------------------------------- client
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection. call() raises NotSent or Indeterminate."""
+
+    def __init__(self, port, timeout=5.0):
+        self.port = port
+        self.timeout = timeout
+        self.conn = None
+        self.last_headers = {}
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+            self.conn = None
+
+    def call(self, method, path, body=None, headers=None):
+        if self.conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                conn.connect()
+            except OSError as e:
+                raise NotSent(e)
+            self.conn = conn
+        hdrs = {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        try:
+            self.conn.request(method, path, body=data, headers=hdrs)
+            resp = self.conn.getresponse()
+            raw = resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            self.close()
+            raise Indeterminate(e)
+        self.last_headers = {k.lower(): v for k, v in resp.getheaders()}
+        if resp.will_close:
+            self.close()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        return resp.status, parsed
+
+
+def verify_code(client, key):
+    """The verify code for `key` (raises NotSent/Indeterminate; 'HTTP_<status>' if not 200)."""
+    status, body = client.call("POST", "/api/v1/keys/verify", {"key": key})
+    if status != 200 or not isinstance(body, dict):
+        return "HTTP_%d" % status
+    data = body.get("data") or {}
+    code = data.get("code")
+    if data.get("valid") is True and code != "VALID":
+        return "VALID_BUT_" + str(code)
+    return code
+
+
+def key_hash(text):
+    return hashlib.sha256(text.encode()).digest()
+
+
+# --------------------------------------------------------------------------- model
+
+
+class Key:
+    __slots__ = ("text", "hash", "id", "uuid", "family", "app", "state", "touched", "flagged")
+
+    def __init__(self, text, family, id_=None, uuid=None, app=None):
+        self.text = text
+        self.hash = key_hash(text)
+        self.id = id_
+        self.uuid = uuid
+        self.family = family
+        self.app = app
+        # active | revoked | deleted (acknowledged, or learnt from the database)
+        # | maybe_revoked | maybe_deleted (indeterminate) | busy_* (in flight)
+        self.state = "active"
+        self.touched = True
+        # Set once a violation has been reported for this key: it is reported once only and
+        # no longer relied on (a lost key would otherwise be reported after every restart).
+        self.flagged = False
+
+
+FAMILIES = ("native", "shard", "app", "clients")
+# Which families each mutation can target (what identifier the create response gave us).
+TARGETS = {
+    "revoke_native": ("native", "shard"),      # DELETE /api/v1/keys/{id}: needs the numeric id
+    "revoke_app": ("app",),                    # DELETE /api/v1/applications/{app}/api-keys/{uuid}
+    "delete_shard": FAMILIES,                  # DELETE /api-key?value=
+    "delete_clients": FAMILIES,                # DELETE /api/clients/api-keys/{uuid}
+}
+OPS = [  # (op, weight)
+    ("create_native", 14), ("create_shard", 8), ("create_app", 10), ("create_clients", 10),
+    ("create_application", 1),
+    ("revoke_native", 12), ("revoke_app", 8), ("delete_shard", 10), ("delete_clients", 10),
+]
+
+
+class Model:
+    """What clients saw acknowledged. All access under self.lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.keys = {}                      # hash -> Key
+        self.pool = {f: [] for f in FAMILIES}   # active, idle keys per family
+        self.apps = []                      # acknowledged application uuids
+
+    def add(self, key):
+        with self.lock:
+            self.keys[key.hash] = key
+            self.pool[key.family].append(key)
+
+    def take(self, families, rng):
+        with self.lock:
+            choices = [f for f in families if self.pool[f]]
+            if not choices:
+                return None
+            lst = self.pool[rng.choice(choices)]
+            i = rng.randrange(len(lst))
+            lst[i], lst[-1] = lst[-1], lst[i]
+            key = lst.pop()
+            key.state = "busy"
+            key.touched = True
+            return key
+
+    def settle(self, key, state):
+        with self.lock:
+            key.state = state
+            key.touched = True
+            if state == "active" and not key.flagged:
+                self.pool[key.family].append(key)
+
+    def flag(self, key):
+        """Caller holds self.lock."""
+        if not key.flagged:
+            key.flagged = True
+            if key.state == "active":
+                try:
+                    self.pool[key.family].remove(key)
+                except ValueError:
+                    pass
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.acked = collections.Counter()
+        self.indeterminate = collections.Counter()
+        self.refused = collections.Counter()       # (op, status) of non-2xx answers
+        self.violations = collections.Counter()
+        self.notes = collections.defaultdict(list)   # kind -> first few details
+        self.acked_last_50ms = 0
+        self.ack_times = []
+        self.retries = collections.Counter()
+        self.inrun_verified = 0
+
+    def violation(self, kind, detail):
+        with self.lock:
+            self.violations[kind] += 1
+            if len(self.notes[kind]) < 3:
+                self.notes[kind].append(detail)
+
+    def add(self, other):
+        self.acked.update(other.acked)
+        self.indeterminate.update(other.indeterminate)
+        self.refused.update(other.refused)
+        self.violations.update(other.violations)
+        self.retries.update(other.retries)
+        self.inrun_verified += other.inrun_verified
+        self.acked_last_50ms += other.acked_last_50ms
+        for kind, details in other.notes.items():
+            self.notes[kind].extend(details[: max(0, 3 - len(self.notes[kind]))])
+
+
+# --------------------------------------------------------------------------- load
+
+
+class Load:
+    """One cycle's client threads against one server incarnation."""
+
+    def __init__(self, port, root, jwt, model, stats, seed, threads, retry_prob):
+        self.port = port
+        self.root = root
+        self.jwt = jwt
+        self.model = model
+        self.stats = stats
+        self.seed = seed
+        self.threads = threads
+        self.retry_prob = retry_prob
+        self.killing = threading.Event()
+        self.ops, self.weights = zip(*OPS)
+
+    def bearer(self):
+        return {"Authorization": "Bearer " + self.root}
+
+    def run_thread(self, wid, deadline):
+        rng = random.Random(self.seed * 7919 + wid)
+        client = Client(self.port)
+        try:
+            while not self.killing.is_set() and time.monotonic() < deadline:
+                op = rng.choices(self.ops, self.weights)[0]
+                try:
+                    self.do(op, client, rng)
+                except NotSent:
+                    if self.killing.is_set():
+                        break
+                    time.sleep(0.005)
+        finally:
+            client.close()
+
+    def acked(self, op):
+        now = time.monotonic()
+        with self.stats.lock:
+            self.stats.acked[op] += 1
+            self.stats.ack_times.append(now)
+
+    def indeterminate(self, op):
+        with self.stats.lock:
+            self.stats.indeterminate[op] += 1
+
+    def refused(self, op, status):
+        with self.stats.lock:
+            self.stats.refused[(op, status)] += 1
+
+    def do(self, op, client, rng):
+        if op.startswith("create"):
+            return self.create(op, client, rng)
+        key = self.model.take(TARGETS[op], rng)
+        if key is None:  # nothing to mutate yet: create instead
+            return self.create("create_native", client, rng)
+        try:
+            self.mutate(op, key, client, rng)
+        except NotSent:
+            self.model.settle(key, "active")
+            raise
+        except BaseException:
+            # Should not happen; leave the key out of every expectation it could break.
+            self.model.settle(key, "maybe_" + ("revoked" if op.startswith("revoke") else "deleted"))
+            raise
+
+    def create(self, op, client, rng):
+        m = self.model
+        if op == "create_native":
+            req = ("POST", "/api/v1/keys", {"title": "crash"}, self.bearer())
+        elif op == "create_shard":
+            req = ("POST", "/api-key", {"permissions": 3, "path": "/", "expiration_date": NEVER},
+                   {"x-user-api-key": self.root})
+        elif op == "create_app":
+            with m.lock:
+                app = rng.choice(m.apps) if m.apps else None
+            if app is None:
+                op = "create_application"
+            else:
+                req = ("POST", "/api/v1/applications/%s/api-keys" % app, {}, self.bearer())
+        elif op == "create_clients":
+            req = ("POST", "/api/clients/api-keys", {}, {"Authorization": "Bearer " + self.jwt})
+        if op == "create_application":
+            req = ("POST", "/api/v1/applications", {"name": "crash"}, self.bearer())
+        try:
+            status, body = client.call(*req)
+        except Indeterminate:
+            self.indeterminate(op)
+            return
+        if not 200 <= status < 300:
+            self.refused(op, status)
+            return
+        try:
+            if op == "create_native":
+                d = body["data"]
+                key = Key(d["api_key"], "native", id_=d["id"], uuid=d["uuid"])
+            elif op == "create_shard":
+                key = Key(body["value"], "shard", id_=body["id"], uuid=body["uuid"])
+            elif op == "create_app":
+                key = Key(body["api_key"], "app", uuid=body["id"], app=app)
+            elif op == "create_clients":
+                d = body["data"]
+                key = Key(d["api_key"], "clients", uuid=d["id"])
+            else:
+                key = None
+                with m.lock:
+                    m.apps.append(body["id"])
+        except (KeyError, TypeError) as e:
+            raise HarnessError("unexpected %s answer %s: %r (%s)" % (op, status, body, e))
+        self.acked(op)
+        if key is not None:
+            m.add(key)
+
+    def mutate(self, op, key, client, rng):
+        bearer = self.bearer()
+        if op == "revoke_native":
+            req = ("DELETE", "/api/v1/keys/%d" % key.id, None, bearer)
+            done, retry_expect = "revoked", 200
+        elif op == "revoke_app":
+            req = ("DELETE", "/api/v1/applications/%s/api-keys/%s" % (key.app, key.uuid), None, bearer)
+            done, retry_expect = "revoked", 200
+        elif op == "delete_shard":
+            req = ("DELETE", "/api-key?value=" + key.text, None, {"x-user-api-key": self.root})
+            done, retry_expect = "deleted", 404
+        else:  # delete_clients
+            req = ("DELETE", "/api/clients/api-keys/" + key.uuid, None, {"Authorization": "Bearer " + self.jwt})
+            done, retry_expect = "deleted", 404
+        try:
+            status, _ = client.call(*req)
+        except Indeterminate:
+            self.indeterminate(op)
+            self.model.settle(key, "maybe_" + done)
+            return
+        if not 200 <= status < 300:
+            self.refused(op, status)
+            if status >= 500:
+                # Not acknowledged; whether it happened is learnt after the next restart.
+                self.model.settle(key, "maybe_" + done)
+            else:
+                # A definite refusal of a change we were entitled to make: the key should
+                # still be what we think it is; say so, and stop relying on it.
+                self.stats.violation("STATE_refused_mutation", "%s of key id=%s uuid=%s -> %d"
+                                     % (op, key.id, key.uuid, status))
+                self.model.settle(key, "maybe_" + done)
+            return
+        self.acked(op)
+        self.model.settle(key, done)
+        # D2/D3 during the run: verify at once on a fresh connection.
+        fresh = Client(self.port)
+        try:
+            code = verify_code(fresh, key.text)
+            with self.stats.lock:
+                self.stats.inrun_verified += 1
+            want = "REVOKED" if done == "revoked" else "DELETED"
+            if code != want:
+                kind = ("D2_revoked_key_valid_inrun" if done == "revoked" else "D3_deleted_key_valid_inrun") \
+                    if code == "VALID" else "STATE_inrun_code"
+                self.stats.violation(kind, "%s acknowledged for key id=%s uuid=%s, then verify said %s"
+                                     % (op, key.id, key.uuid, code))
+                with self.model.lock:
+                    self.model.flag(key)
+        except (NotSent, Indeterminate):
+            pass
+        finally:
+            fresh.close()
+        # D7: a retry of an acknowledged revoke/delete.
+        if rng.random() < self.retry_prob:
+            try:
+                status, _ = client.call(*req)
+            except (NotSent, Indeterminate):
+                return
+            with self.stats.lock:
+                self.stats.retries[op] += 1
+            if status != retry_expect and status < 500:
+                self.stats.violation("D7_retry_status", "retried %s of key id=%s uuid=%s -> %d, expected %d"
+                                     % (op, key.id, key.uuid, status, retry_expect))
+
+
+# --------------------------------------------------------------------------- checks
+
+AUDIT_CHECKS = [
+    ("D4_audit_missing_create",
+     "SELECT k.id FROM api_keys k WHERE (SELECT count(*) FROM audit_log a "
+     "WHERE a.key_id = k.id AND a.action = 'create') <> 1"),
+    ("D4_audit_missing_revoke",
+     "SELECT k.id FROM api_keys k WHERE k.status = 'revoked' AND NOT EXISTS "
+     "(SELECT 1 FROM audit_log a WHERE a.key_id = k.id AND a.action = 'revoke')"),
+    ("D4_audit_missing_delete",
+     "SELECT k.id FROM api_keys k WHERE k.status = 'deleted' AND NOT EXISTS "
+     "(SELECT 1 FROM audit_log a WHERE a.key_id = k.id AND a.action = 'delete')"),
+    ("D4_audit_unreflected_revoke",
+     "SELECT k.id FROM api_keys k WHERE (k.status = 'active' OR k.revoked_at IS NULL) AND EXISTS "
+     "(SELECT 1 FROM audit_log a WHERE a.key_id = k.id AND a.action = 'revoke')"),
+    ("D4_audit_unreflected_delete",
+     "SELECT k.id FROM api_keys k WHERE (k.status <> 'deleted' OR k.deleted_at IS NULL) AND EXISTS "
+     "(SELECT 1 FROM audit_log a WHERE a.key_id = k.id AND a.action = 'delete')"),
+    ("D4_status_without_time",
+     "SELECT id FROM api_keys WHERE (status = 'revoked' AND revoked_at IS NULL) "
+     "OR (status = 'deleted' AND deleted_at IS NULL)"),
+    ("D4_audit_orphan",
+     "SELECT a.id FROM audit_log a LEFT JOIN api_keys k ON k.id = a.key_id WHERE k.id IS NULL"),
+    ("D7_duplicate_audit",
+     "SELECT key_id FROM audit_log WHERE action IN ('revoke', 'delete') "
+     "GROUP BY key_id, action HAVING count(*) > 1"),
+]
+
+# model state -> (db status -> verdict). Verdict: None = as expected, "=state" = resolves
+# an indeterminate key to that state, anything else = violation kind.
+DB_EXPECT = {
+    "active": {"active": None, "revoked": "STATE_unexplained_change", "deleted": "STATE_unexplained_change",
+               None: "D1_lost_create"},
+    "revoked": {"revoked": None, "active": "D2_lost_revoke", "deleted": "STATE_unexplained_change",
+                None: "D1_lost_create"},
+    "deleted": {"deleted": None, "active": "D3_lost_delete", "revoked": "D3_lost_delete",
+                None: "D1_lost_create"},
+    "maybe_revoked": {"active": "=active", "revoked": "=revoked", "deleted": "STATE_unexplained_change",
+                      None: "D1_lost_create"},
+    "maybe_deleted": {"active": "=active", "deleted": "=deleted", "revoked": "STATE_unexplained_change",
+                      None: "D1_lost_create"},
+}
+VERIFY_EXPECT = {"active": "VALID", "revoked": "REVOKED", "deleted": "DELETED"}
+
+
+def check_database(db, model, stats):
+    """D4 and the model against the recovered database (read-only, server running, no load)."""
+    conn = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+    try:
+        res = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+        if res != ["ok"]:
+            stats.violation("D4_integrity", "; ".join(map(str, res[:5])))
+        fk = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if fk:
+            stats.violation("D4_foreign_keys", repr(fk[:5]))
+        for kind, sql in AUDIT_CHECKS:
+            rows = conn.execute(sql).fetchall()
+            for r in rows[:20]:
+                stats.violation(kind, "row id %s" % (r[0],))
+            if len(rows) > 20:
+                with stats.lock:
+                    stats.violations[kind] += len(rows) - 20
+        status_of = dict(conn.execute("SELECT key_hash, status FROM api_keys").fetchall())
+        apps = {r[0] for r in conn.execute("SELECT uuid FROM applications")}
+    finally:
+        conn.close()
+    resolved = collections.Counter()
+    with model.lock:
+        for a in [a for a in model.apps if a not in apps]:
+            stats.violation("D1_lost_application", a)
+            model.apps.remove(a)  # reported once; no more keys are made in it
+        for key in model.keys.values():
+            if key.flagged:
+                continue
+            got = status_of.get(key.hash)
+            verdict = DB_EXPECT[key.state].get(got, "STATE_unexplained_change")
+            if verdict is None:
+                continue
+            if verdict.startswith("="):
+                new = verdict[1:]
+                resolved["%s->%s" % (key.state, new)] += 1
+                key.state = new
+                key.touched = True
+                if new == "active":
+                    model.pool[key.family].append(key)
+                continue
+            stats.violation(verdict, "key id=%s uuid=%s family=%s model=%s db=%s"
+                            % (key.id, key.uuid, key.family, key.state, got))
+            model.flag(key)
+    return resolved
+
+
+def check_verify(port, keys, model, stats, threads=4):
+    """Verify each key over HTTP and compare with the model's state."""
+    work = list(keys)
+    lock = threading.Lock()
+    done = [0]
+
+    def run():
+        client = Client(port)
+        try:
+            while True:
+                with lock:
+                    if not work:
+                        return
+                    key = work.pop()
+                with model.lock:
+                    want = None if key.flagged else VERIFY_EXPECT.get(key.state)
+                if want is None:
+                    continue
+                code = None
+                for _ in range(3):
+                    try:
+                        code = verify_code(client, key.text)
+                        if not code.startswith("HTTP_5"):
+                            break
+                    except (NotSent, Indeterminate) as e:
+                        code = "ERROR_%s" % type(e).__name__
+                    time.sleep(0.05)
+                with lock:
+                    done[0] += 1
+                if code == want:
+                    continue
+                if code == "VALID":
+                    kind = "D2_revoked_key_valid" if key.state == "revoked" else "D3_deleted_key_valid"
+                elif key.state == "active" and code == "NOT_FOUND":
+                    kind = "D1_lost_create"
+                elif code is None or code.startswith(("HTTP_", "ERROR_")):
+                    kind = "CHECK_verify_unavailable"
+                else:
+                    kind = "STATE_verify_code"
+                stats.violation(kind, "key id=%s uuid=%s family=%s model=%s verify=%s"
+                                % (key.id, key.uuid, key.family, key.state, code))
+                with model.lock:
+                    model.flag(key)
+        finally:
+            client.close()
+
+    ts = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=300)
+        if t.is_alive():
+            raise HarnessError("verification thread stuck")
+    return done[0]
+
+
+def session(port, root, model, stats, need_app):
+    """Per incarnation: a clients-family JWT, and one application to make keys in."""
+    client = Client(port)
+    try:
+        for _ in range(20):
+            try:
+                status, body = client.call("POST", "/api/clients/login", {"api_key": root})
+                if status == 200:
+                    jwt = body["data"]["token"]
+                    break
+            except (NotSent, Indeterminate):
+                pass
+            time.sleep(0.1)
+        else:
+            raise HarnessError("login failed")
+        if need_app:
+            for _ in range(20):
+                try:
+                    status, body = client.call("POST", "/api/v1/applications", {"name": "crash"},
+                                               {"Authorization": "Bearer " + root})
+                    if status == 201:
+                        with model.lock:
+                            model.apps.append(body["id"])
+                        break
+                except (NotSent, Indeterminate):
+                    pass
+                time.sleep(0.1)
+            else:
+                raise HarnessError("could not create an application")
+        return jwt
+    finally:
+        client.close()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def fmt_counter(c):
+    return ", ".join("%s=%d" % (k, v) for k, v in sorted(c.items())) or "none"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cycles", type=int, default=100)
+    ap.add_argument("--binary", default=DEFAULT_BINARY)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=8, help="concurrent client threads (default 8)")
+    ap.add_argument("--min-load", type=float, default=0.3, help="shortest load before a kill, s")
+    ap.add_argument("--max-load", type=float, default=1.5, help="longest load before a kill, s")
+    ap.add_argument("--sample", type=int, default=100,
+                    help="older keys re-verified over HTTP after each restart (all at the end)")
+    ap.add_argument("--retry-prob", type=float, default=0.25, help="chance to retry an acked revoke/delete")
+    ap.add_argument("--expect-violations", action="store_true",
+                    help="negative control: exit 0 only if violations were found")
+    ap.add_argument("--expect-kind", default="",
+                    help="with --expect-violations: only violations whose kind starts with this count "
+                         "(e.g. D1_lost_create)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--quiet", action="store_true", help="no per-cycle lines")
+    args = ap.parse_args()
+
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    binary = os.path.abspath(args.binary)
+    if not os.access(binary, os.X_OK):
+        print("harness: no executable at %s (cargo build --release first)" % binary, file=sys.stderr)
+        return 2
+    rng = random.Random(seed)
+    tmp = tempfile.mkdtemp(prefix="apikeyd-crash-")
+    db = os.path.join(tmp, "keys.db")
+    server = Server(binary, db, tmp)
+    model = Model()
+    total = Stats()
+    resolved_total = collections.Counter()
+    lossy_crashes = 0
+    started = time.monotonic()
+    print("crash harness: binary=%s cycles=%d seed=%d threads=%d dir=%s"
+          % (binary, args.cycles, seed, args.threads, tmp), flush=True)
+
+    def on_term(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    ok_to_clean = False
+    try:
+        server.start()
+        root = server.root_key
+        if not root:
+            raise HarnessError("no root key printed on first start")
+        verified_total = 0
+        for cycle in range(1, args.cycles + 2):
+            final = cycle == args.cycles + 1
+            cyc = Stats()
+            chk = Stats()
+            if cycle > 1:
+                server.start()
+                # Checks for the crash that ended the previous cycle.
+                resolved = check_database(db, model, chk)
+                resolved_total.update(resolved)
+                with model.lock:
+                    everything = list(model.keys.values())
+                    touched = [k for k in everything if k.touched]
+                    for k in everything:
+                        k.touched = False
+                if final:
+                    to_verify = everything
+                else:
+                    touched_ids = set(map(id, touched))
+                    old = [k for k in everything if id(k) not in touched_ids]
+                    to_verify = touched + rng.sample(old, min(args.sample, len(old)))
+                verified = check_verify(server.port, to_verify, model, chk)
+                verified_total += verified
+                total.add(chk)
+                if any(k.startswith(("D1_lost", "D2_lost", "D3_lost")) for k in chk.violations):
+                    lossy_crashes += 1
+                if not args.quiet or final or (chk.violations and not args.expect_violations):
+                    print("  after crash %d: integrity/audit/model checked, indeterminate resolved: %s;"
+                          " verified %d keys over HTTP; violations=%d%s"
+                          % (cycle - 1, fmt_counter(resolved), verified, sum(chk.violations.values()),
+                             (" (" + fmt_counter(chk.violations) + ")") if chk.violations else ""),
+                          flush=True)
+            if final:
+                break
+            jwt = session(server.port, root, model, cyc, need_app=not model.apps)
+            duration = rng.uniform(args.min_load, args.max_load)
+            load = Load(server.port, root, jwt, model, cyc, seed * 1000 + cycle, args.threads, args.retry_prob)
+            deadline = time.monotonic() + duration + 15
+            threads = [threading.Thread(target=load.run_thread, args=(i, deadline), daemon=True)
+                       for i in range(args.threads)]
+            for t in threads:
+                t.start()
+            time.sleep(duration)
+            load.killing.set()
+            kill_at = time.monotonic()
+            if not server.alive():
+                raise HarnessError("server died on its own during cycle %d (see %s)" % (cycle, tmp))
+            server.kill()
+            for t in threads:
+                t.join(timeout=20)
+                if t.is_alive():
+                    raise HarnessError("client thread stuck after kill")
+            cyc.acked_last_50ms = sum(1 for t in cyc.ack_times if kill_at - t <= 0.05)
+            total.add(cyc)
+            if not args.quiet or (cyc.violations and not args.expect_violations):
+                print("cycle %d/%d load=%.2fs acked=%d (%s) in-last-50ms=%d indeterminate=%d (%s) refused=%d"
+                      " violations=%d%s"
+                      % (cycle, args.cycles, duration, sum(cyc.acked.values()), fmt_counter(cyc.acked),
+                         cyc.acked_last_50ms, sum(cyc.indeterminate.values()), fmt_counter(cyc.indeterminate),
+                         sum(cyc.refused.values()), sum(cyc.violations.values()),
+                         (" (" + fmt_counter(cyc.violations) + ")") if cyc.violations else ""),
+                      flush=True)
+        server.stop()
+        ok_to_clean = True
+    except HarnessError as e:
+        print("harness error: %s" % e, file=sys.stderr)
+        server.kill()
+        return 2
+    finally:
+        server.kill()
+
+    elapsed = time.monotonic() - started
+    with model.lock:
+        states = collections.Counter(k.state for k in model.keys.values())
+    nviol = sum(total.violations.values())
+    print("TOTAL cycles=%d seed=%d elapsed=%.1fs" % (args.cycles, seed, elapsed))
+    print("  acknowledged=%d (%s)" % (sum(total.acked.values()), fmt_counter(total.acked)))
+    print("  acknowledged within 50ms before a kill=%d" % total.acked_last_50ms)
+    print("  indeterminate=%d (%s)" % (sum(total.indeterminate.values()), fmt_counter(total.indeterminate)))
+    print("  indeterminate resolved after restart: %s" % fmt_counter(resolved_total))
+    print("  refused (non-2xx)=%d (%s)" % (sum(total.refused.values()),
+                                          ", ".join("%s:%d=%d" % (o, s, n) for (o, s), n in sorted(total.refused.items()))
+                                          or "none"))
+    print("  in-run verifies after acked revoke/delete=%d; retries of acked revoke/delete=%d (%s)"
+          % (total.inrun_verified, sum(total.retries.values()), fmt_counter(total.retries)))
+    print("  keys tracked=%d (%s); applications=%d; HTTP verifies after restarts=%d"
+          % (len(model.keys), fmt_counter(states), len(model.apps), verified_total))
+    print("  crashes after which acknowledged writes were missing: %d of %d" % (lossy_crashes, args.cycles))
+    print("  violations=%d (%s)" % (nviol, fmt_counter(total.violations)))
+    for kind in sorted(total.notes):
+        for detail in total.notes[kind]:
+            print("    %s: %s" % (kind, detail))
+    if ok_to_clean and not args.keep and (nviol == 0 or args.expect_violations):
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("  kept %s" % tmp)
+    if args.expect_violations:
+        wanted = sum(n for k, n in total.violations.items() if k.startswith(args.expect_kind))
+        what = "violations" + (" of kind %s*" % args.expect_kind if args.expect_kind else "")
+        if wanted > 0:
+            print("RESULT negative control OK: the harness detected %d %s" % (wanted, what))
+            return 0
+        print("RESULT negative control FAILED: no %s detected" % what)
+        return 1
+    print("RESULT %s" % ("OK" if nviol == 0 else "VIOLATIONS"))
+    return 0 if nviol == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

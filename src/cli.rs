@@ -66,6 +66,12 @@ struct ServeArgs {
     /// TLS (apikeyd carries keys in headers and must not take them over plain HTTP from afar).
     #[arg(long = "behind-tls-proxy", env = "APIKEYD_BEHIND_TLS_PROXY")]
     behind_tls_proxy: bool,
+    /// PEM certificate chain: serve HTTPS (with --tls-key). Allows a non-loopback --bind.
+    #[arg(long = "tls-cert", env = "APIKEYD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long = "tls-key", env = "APIKEYD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// A proxy whose X-Forwarded-For is believed (repeatable; env: comma-separated).
     #[arg(long = "trusted-proxy", env = "APIKEYD_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<std::net::IpAddr>,
@@ -148,7 +154,11 @@ fn serve(args: ServeArgs) -> CliResult {
         })?),
         Err(_) => None,
     };
-    refuse_plaintext_exposure(&args.bind, args.behind_tls_proxy)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    refuse_plaintext_exposure(&args.bind, args.behind_tls_proxy || tls.is_some())?;
     let config = Config {
         db_path: args.db.path,
         bind: args.bind,
@@ -179,8 +189,11 @@ fn serve(args: ServeArgs) -> CliResult {
         let server = HttpServer::new(move || crate::app(app_state.clone()))
             .max_connections(MAX_CONNECTIONS_PER_WORKER)
             .client_request_timeout(REQUEST_HEAD_TIMEOUT)
-            .client_disconnect_timeout(DISCONNECT_TIMEOUT)
-            .bind(&config.bind)?;
+            .client_disconnect_timeout(DISCONNECT_TIMEOUT);
+        let server = match tls {
+            Some(tls) => server.bind_rustls_0_23(&config.bind, tls)?,
+            None => server.bind(&config.bind)?,
+        };
         for addr in server.addrs() {
             log::info!("listening on {addr}");
             eprintln!("listening on {addr}");
@@ -197,17 +210,18 @@ fn serve(args: ServeArgs) -> CliResult {
     Ok(())
 }
 
-/// Refuses to listen beyond loopback over plain HTTP unless a TLS-terminating proxy is declared.
-fn refuse_plaintext_exposure(bind: &str, behind_tls_proxy: bool) -> Result<(), Box<dyn Error>> {
+/// Refuses to listen beyond loopback over plain HTTP, unless apikeyd serves TLS itself or a
+/// TLS-terminating proxy is declared (`encrypted`).
+fn refuse_plaintext_exposure(bind: &str, encrypted: bool) -> Result<(), Box<dyn Error>> {
     use std::net::ToSocketAddrs;
     let exposed: Vec<_> = bind.to_socket_addrs()?.filter(|a| !a.ip().is_loopback()).collect();
-    if exposed.is_empty() || behind_tls_proxy {
+    if exposed.is_empty() || encrypted {
         return Ok(());
     }
     Err(format!(
         "refusing to listen on {bind} (not loopback) without TLS: keys would cross the network in clear. \
-         Put a TLS-terminating proxy in front and pass --behind-tls-proxy (APIKEYD_BEHIND_TLS_PROXY=true), \
-         or bind to 127.0.0.1"
+         Serve TLS with --tls-cert and --tls-key, or put a TLS-terminating proxy in front and pass \
+         --behind-tls-proxy (APIKEYD_BEHIND_TLS_PROXY=true), or bind to 127.0.0.1"
     )
     .into())
 }
@@ -320,4 +334,17 @@ fn in_transaction<T>(
     let out = f(&tx)?;
     tx.commit()?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_beyond_loopback_needs_tls_or_a_declared_proxy() {
+        assert!(refuse_plaintext_exposure("127.0.0.1:8080", false).is_ok());
+        assert!(refuse_plaintext_exposure("[::1]:8080", false).is_ok());
+        assert!(refuse_plaintext_exposure("0.0.0.0:8080", false).is_err());
+        assert!(refuse_plaintext_exposure("0.0.0.0:8080", true).is_ok());
+    }
 }

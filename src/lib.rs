@@ -22,6 +22,7 @@ pub mod model;
 pub mod request_id;
 pub mod store;
 pub mod timestamp;
+pub mod tls;
 pub mod usage;
 pub mod verify;
 mod writer;

@@ -52,6 +52,12 @@ pub enum DbError {
         /// The version found.
         found: i64,
     },
+    /// The database's schema version is one no apikeyd writes (negative).
+    #[error("database schema version {found} was not written by apikeyd")]
+    UnknownVersion {
+        /// The version found.
+        found: i64,
+    },
     /// A pragma did not take (e.g. WAL refused on this file system).
     #[error("pragma check failed: {0}")]
     Pragma(String),
@@ -156,13 +162,36 @@ pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
     // -shm files the same mode as the database file.
     OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
     let conn = Connection::open_with_flags(path, flags())?;
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    // Before anything that takes a lock: another process (a server, `apikeyd keys create`)
+    // may be opening the same new file right now, and switching it to WAL needs the lock.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode = set_wal(&conn)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(DbError::Pragma(format!("journal_mode is {mode}, expected wal")));
     }
     configure(&conn)?;
     migrate(&conn)?;
     Ok(conn)
+}
+
+/// `PRAGMA journal_mode = WAL`, returning the mode now in force. Switching a new file to WAL
+/// upgrades a read lock to a write lock, and SQLite answers SQLITE_BUSY at once, without the
+/// busy handler, when another connection is doing the same (waiting could deadlock). So the
+/// wait busy_timeout would give is done here: retry, briefly, up to [`BUSY_TIMEOUT`].
+fn set_wal(conn: &Connection) -> Result<String, DbError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 fn flags() -> OpenFlags {
@@ -199,26 +228,48 @@ fn configure(conn: &Connection) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Every migration step exists: the steps run 1 -> 2 -> ... -> SCHEMA_VERSION.
+const _: () = assert!(MIGRATIONS.len() as i64 + 1 == SCHEMA_VERSION);
+
 /// Brings the schema to [`SCHEMA_VERSION`]; refuses a newer database.
+///
+/// Several processes may open one new file at once (a server and `apikeyd keys create`
+/// started together). Each step therefore takes the write lock first (BEGIN IMMEDIATE,
+/// waiting through busy_timeout) and only then reads `user_version` and decides: a version
+/// read before the lock may already be stale, and acting on it would run schema.sql twice
+/// ("table already exists"). The read outside a transaction is only a fast path for the
+/// common case, a database that is already current, which then takes no write lock at all.
 pub fn migrate(conn: &Connection) -> Result<(), DbError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(DbError::TooNew { found: version });
-    }
-    if version == 0 {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(SCHEMA)?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        tx.commit()?;
+    if user_version(conn)? == SCHEMA_VERSION {
         return Ok(());
     }
-    for (from, step) in (1..).zip(MIGRATIONS.iter()).skip_while(|(from, _)| *from < version) {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(step)?;
-        tx.pragma_update(None, "user_version", from + 1)?;
+    loop {
+        let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+        let version = user_version(&tx)?;
+        if version > SCHEMA_VERSION {
+            return Err(DbError::TooNew { found: version });
+        }
+        if version == SCHEMA_VERSION {
+            return Ok(()); // another connection finished the job while we waited for the lock
+        }
+        if version == 0 {
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        } else {
+            // For 1 <= version < SCHEMA_VERSION the step exists (see the assertion above).
+            let step = usize::try_from(version - 1)
+                .ok()
+                .and_then(|i| MIGRATIONS.get(i))
+                .ok_or(DbError::UnknownVersion { found: version })?;
+            tx.execute_batch(step)?;
+            tx.pragma_update(None, "user_version", version + 1)?;
+        }
         tx.commit()?;
     }
-    Ok(())
+}
+
+fn user_version(conn: &Connection) -> Result<i64, DbError> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
 #[cfg(test)]
@@ -250,5 +301,49 @@ mod tests {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
         drop(conn);
         assert!(matches!(open_connection(&path), Err(DbError::TooNew { .. })));
+    }
+
+    /// A server and `apikeyd keys create` (or several of either) opening one new file at the
+    /// same moment: every one must find a complete schema, none may run it a second time.
+    #[test]
+    fn concurrent_opens_of_one_new_file_all_succeed() {
+        const OPENERS: usize = 8;
+        for _round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("k.db");
+            let start = std::sync::Barrier::new(OPENERS);
+            let results: Vec<Result<i64, String>> = std::thread::scope(|s| {
+                let openers: Vec<_> = (0..OPENERS)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            let conn = open_connection(&path).map_err(|e| e.to_string())?;
+                            conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| e.to_string())
+                        })
+                    })
+                    .collect();
+                openers.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            for r in results {
+                assert_eq!(r, Ok(SCHEMA_VERSION));
+            }
+            let conn = open_connection(&path).unwrap();
+            let tables: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'api_keys'", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(tables, 1);
+        }
+    }
+
+    #[test]
+    fn a_negative_schema_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let conn = open_connection(&path).unwrap();
+        conn.pragma_update(None, "user_version", -1).unwrap();
+        drop(conn);
+        assert!(matches!(open_connection(&path), Err(DbError::UnknownVersion { found: -1 })));
     }
 }

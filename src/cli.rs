@@ -1,8 +1,10 @@
 //! The command line: `apikeyd [serve]` runs the server; `apikeyd keys create|list|revoke`
 //! administer the same database file offline. The offline commands are safe while a server
 //! runs on the file: WAL lets them read alongside it, busy_timeout makes writers take turns,
-//! and the server looks every key up in the database, so a CLI revoke is honoured from the
-//! server's next request.
+//! and every change they make writes its audit row in the same transaction. The server's
+//! in-memory key index notices any commit through the WAL-index header in the `-shm` file and
+//! applies the audit log since its last look before answering (see `index`), so a CLI revoke
+//! is honoured from the server's next request.
 
 use std::error::Error;
 use std::io::Write;
@@ -21,7 +23,7 @@ use crate::error::ApiError;
 use crate::grants::{Access, GrantPath, Grants};
 use crate::jwt::DEFAULT_TTL as DEFAULT_JWT_TTL;
 use crate::keys::ApiKey;
-use crate::manage::{self, KeySpec};
+use crate::manage::{self, Bootstrap, KeySpec};
 use crate::model::{KeyId, Scope};
 use crate::store::audit::AuditContext;
 use crate::store::keys::list_keys;
@@ -132,28 +134,54 @@ enum KeysCommand {
     },
 }
 
-/// Runs what the command line asked for.
-pub fn run(cli: Cli) -> CliResult {
-    match cli.command {
-        None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
-        Some(Command::Keys(KeysCommand::Create { db, title, grants, expires_at })) => {
-            create(&db.path, &title, &grants, expires_at.as_deref())
+/// The variable that chooses the root key of a new database.
+const ROOT_KEY_ENV: &str = "APIKEYD_ROOT_KEY";
+
+/// What the command line asks for, once "no subcommand" has been read as `serve`.
+#[derive(Debug)]
+enum Action {
+    Serve(ServeArgs),
+    Keys(KeysCommand),
+}
+
+impl Cli {
+    fn action(self) -> Action {
+        match self.command {
+            None => Action::Serve(self.serve),
+            Some(Command::Serve(args)) => Action::Serve(args),
+            Some(Command::Keys(keys)) => Action::Keys(keys),
         }
-        Some(Command::Keys(KeysCommand::Seed { db, count, grants })) => seed(&db.path, count, &grants),
-        Some(Command::Keys(KeysCommand::List { db })) => list(&db.path),
-        Some(Command::Keys(KeysCommand::Revoke { db, id })) => revoke(&db.path, &id),
     }
 }
 
+/// Runs what the command line asked for.
+pub fn run(cli: Cli) -> CliResult {
+    match cli.action() {
+        Action::Serve(args) => serve(args),
+        Action::Keys(KeysCommand::Create { db, title, grants, expires_at }) => {
+            create(&db.path, &title, &grants, expires_at.as_deref())
+        }
+        Action::Keys(KeysCommand::Seed { db, count, grants }) => seed(&db.path, count, &grants),
+        Action::Keys(KeysCommand::List { db }) => list(&db.path),
+        Action::Keys(KeysCommand::Revoke { db, id }) => revoke(&db.path, &id),
+    }
+}
+
+/// [`ROOT_KEY_ENV`]: `None` when unset. Set but not UTF-8, or not a well-formed key, is an
+/// error: the operator meant to choose the root key, and quietly generating another would
+/// hide that. Messages never include the value.
+fn root_key_from_env() -> Result<Option<ApiKey>, Box<dyn Error>> {
+    const EXPECTED: &str = "expected sk- followed by 49 letters and digits; \
+                            generate one with `apikeyd keys create` or leave it unset";
+    let Some(raw) = std::env::var_os(ROOT_KEY_ENV) else { return Ok(None) };
+    let text = raw.into_string().map_err(|_| format!("{ROOT_KEY_ENV} is set but is not valid UTF-8 ({EXPECTED})"))?;
+    let key =
+        ApiKey::parse(text.trim()).map_err(|_| format!("{ROOT_KEY_ENV} is not a well-formed key ({EXPECTED})"))?;
+    Ok(Some(key))
+}
+
 fn serve(args: ServeArgs) -> CliResult {
-    let root_key = match std::env::var("APIKEYD_ROOT_KEY") {
-        Ok(text) => Some(ApiKey::parse(text.trim()).map_err(|_| {
-            "APIKEYD_ROOT_KEY is not a well-formed key (expected sk- followed by 49 letters and digits; \
-             generate one with `apikeyd keys create` or leave it unset)"
-        })?),
-        Err(_) => None,
-    };
+    let root_key = root_key_from_env()?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
         _ => None,
@@ -170,9 +198,16 @@ fn serve(args: ServeArgs) -> CliResult {
     };
     log::debug!("starting with {config:?}");
     let mut conn = db::open_connection(&config.db_path)?;
-    if let Some(key) = manage::bootstrap(&mut conn, config.root_key.as_ref())? {
+    match manage::bootstrap(&mut conn, config.root_key.as_ref())? {
         // The one time this key is ever shown: the database keeps only its hash.
-        eprintln!("root key: {}", key.expose());
+        Bootstrap::Generated(key) => eprintln!("root key: {}", key.expose()),
+        // Straight to stderr, not through the logger, so no log filter can hide it.
+        Bootstrap::AlreadyInitialised if config.root_key.is_some() => eprintln!(
+            "apikeyd: warning: {ROOT_KEY_ENV} is set but was ignored: {} already has keys, and the \
+             variable only chooses the root key of a new database. Nothing was stored; unset it.",
+            config.db_path.display()
+        ),
+        Bootstrap::AlreadyInitialised | Bootstrap::Installed => {}
     }
     drop(conn);
     let state = web::Data::new(AppState::new(Db::open(&config.db_path)?, &config)?);
@@ -339,6 +374,7 @@ fn in_transaction<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn plaintext_beyond_loopback_needs_tls_or_a_declared_proxy() {
@@ -346,5 +382,59 @@ mod tests {
         assert!(refuse_plaintext_exposure("[::1]:8080", false).is_ok());
         assert!(refuse_plaintext_exposure("0.0.0.0:8080", false).is_err());
         assert!(refuse_plaintext_exposure("0.0.0.0:8080", true).is_ok());
+    }
+
+    fn parse(args: &[&str]) -> Action {
+        Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}")).action()
+    }
+
+    /// The `--db`-style option `long` of `cmd`: (default, env variable).
+    fn option(cmd: &clap::Command, long: &str) -> (Vec<String>, Option<String>) {
+        let arg = cmd.get_arguments().find(|a| a.get_long() == Some(long)).unwrap_or_else(|| panic!("--{long}"));
+        let defaults = arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+        (defaults, arg.get_env().map(|e| e.to_string_lossy().into_owned()))
+    }
+
+    #[test]
+    fn no_subcommand_means_serve() {
+        assert!(matches!(parse(&["apikeyd"]), Action::Serve(_)));
+        assert!(matches!(parse(&["apikeyd", "serve"]), Action::Serve(_)));
+        match parse(&["apikeyd", "--db", "/tmp/x.db", "--bind", "127.0.0.1:9"]) {
+            Action::Serve(args) => {
+                assert_eq!(args.db.path, Path::new("/tmp/x.db"));
+                assert_eq!(args.bind, "127.0.0.1:9");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse(&["apikeyd", "keys", "list"]), Action::Keys(KeysCommand::List { .. })));
+        // Serve options belong before no subcommand or after `serve`, never both ways at once.
+        assert!(Cli::try_parse_from(["apikeyd", "--bind", "127.0.0.1:9", "keys", "list"]).is_err());
+    }
+
+    #[test]
+    fn serve_defaults_and_environment_variables() {
+        assert_eq!(DEFAULT_DB, "data/apikeyd.db");
+        assert_eq!(DEFAULT_BIND, "127.0.0.1:8080");
+        let top = Cli::command();
+        let serve = top.find_subcommand("serve").expect("serve subcommand").clone();
+        for cmd in [&top, &serve] {
+            assert_eq!(option(cmd, "db"), (vec![DEFAULT_DB.to_owned()], Some("APIKEYD_DB".to_owned())));
+            assert_eq!(option(cmd, "bind"), (vec![DEFAULT_BIND.to_owned()], Some("APIKEYD_BIND".to_owned())));
+        }
+        let keys = top.find_subcommand("keys").expect("keys subcommand");
+        for name in ["create", "seed", "list", "revoke"] {
+            let sub = keys.find_subcommand(name).unwrap_or_else(|| panic!("keys {name}"));
+            assert_eq!(option(sub, "db"), (vec![DEFAULT_DB.to_owned()], Some("APIKEYD_DB".to_owned())), "{name}");
+        }
+        // What a bare `apikeyd` resolves to, when the environment does not override it.
+        if std::env::var_os("APIKEYD_DB").is_none() && std::env::var_os("APIKEYD_BIND").is_none() {
+            match parse(&["apikeyd"]) {
+                Action::Serve(args) => {
+                    assert_eq!(args.db.path, Path::new(DEFAULT_DB));
+                    assert_eq!(args.bind, DEFAULT_BIND);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

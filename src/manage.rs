@@ -219,13 +219,23 @@ pub fn application_in_scope(conn: &Connection, uuid: Uuid, scope: Scope) -> Resu
     }
 }
 
-/// On a brand-new database, installs the root key: `provided` if given, else a generated one,
-/// which is returned so the caller can print it once. Returns `None` when keys already exist
-/// or the key was provided.
-pub fn bootstrap(conn: &mut Connection, provided: Option<&ApiKey>) -> Result<Option<ApiKey>, ApiError> {
+/// What [`bootstrap`] did.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// The database already had keys: nothing was installed, and a provided key was ignored.
+    AlreadyInitialised,
+    /// The provided key is now the root key.
+    Installed,
+    /// A root key was generated and installed; the caller shows it once.
+    Generated(ApiKey),
+}
+
+/// On a brand-new database, installs the root key: `provided` if given, else a generated one.
+/// A database that already has keys is left as it is, whatever `provided` says.
+pub fn bootstrap(conn: &mut Connection, provided: Option<&ApiKey>) -> Result<Bootstrap, ApiError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if key_store::count_keys(&tx)? > 0 {
-        return Ok(None);
+        return Ok(Bootstrap::AlreadyInitialised);
     }
     let (key, generated) = match provided {
         Some(k) => (k.clone(), false),
@@ -234,7 +244,7 @@ pub fn bootstrap(conn: &mut Connection, provided: Option<&ApiKey>) -> Result<Opt
     let ctx = AuditContext { actor: None, request_id: None, at: Timestamp::now() };
     insert_new_key(&tx, &KeySpec::root("root"), &key, &ctx)?;
     tx.commit()?;
-    Ok(generated.then_some(key))
+    Ok(if generated { Bootstrap::Generated(key) } else { Bootstrap::Installed })
 }
 
 fn ensure_actor_usable(conn: &Connection, ctx: &AuditContext) -> Result<(), ApiError> {

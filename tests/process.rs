@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use apikeyd::keys::ApiKey;
-use common::binary::{cli, Server};
+use common::binary::{cli, run_bounded, start_command, Server};
 use serde_json::Value;
 
 fn auth(key: &str) -> [(&str, String); 1] {
@@ -55,6 +55,7 @@ fn root_key_from_the_environment_is_installed_and_a_malformed_one_refused() {
     let chosen = ApiKey::generate().unwrap();
     let server = Server::start(&db, &[("APIKEYD_ROOT_KEY", chosen.expose())]);
     assert_eq!(server.printed_root_key(), None);
+    assert!(!server.stderr.lock().unwrap().contains("ignored"), "installed on a new database, not ignored");
     assert_eq!(get(&server, "/api/v1/keys", chosen.expose()), 200);
     drop(server);
 
@@ -322,4 +323,69 @@ fn a_slow_request_head_is_cut_off() {
     let text = String::from_utf8_lossy(&buf);
     assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
     assert_eq!(server.request("GET", "/healthz", &[], None).0, 200);
+}
+
+#[test]
+fn a_root_key_in_the_environment_is_ignored_with_a_warning_once_keys_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let first = Server::start(&db, &[]);
+    let root = first.printed_root_key().unwrap();
+    first.kill9();
+
+    let late = ApiKey::generate().unwrap();
+    let server = Server::start(&db, &[("APIKEYD_ROOT_KEY", late.expose())]);
+    let stderr = server.stderr.lock().unwrap().clone();
+    assert!(
+        stderr.contains("warning: APIKEYD_ROOT_KEY is set but was ignored") && stderr.contains("already has keys"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&late.expose()[3..]), "the value is never printed: {stderr}");
+    assert_eq!(server.printed_root_key(), None);
+    assert_eq!(get(&server, "/api/v1/keys", late.expose()), 401, "the ignored key is no key");
+    assert_eq!(get(&server, "/api/v1/keys", &root), 200);
+    server.kill9();
+
+    // Without the variable, no warning.
+    let quiet = Server::start(&db, &[]);
+    assert!(!quiet.stderr.lock().unwrap().contains("APIKEYD_ROOT_KEY"));
+}
+
+#[test]
+fn a_root_key_that_is_not_utf8_is_refused_not_treated_as_unset() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_apikeyd"));
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--db"]).arg(&db);
+    cmd.env_remove("APIKEYD_DB").env_remove("APIKEYD_BIND");
+    cmd.env("APIKEYD_ROOT_KEY", std::ffi::OsStr::from_bytes(b"sk-\xff\xfe-not-utf8"));
+    // Treated as unset, the server would generate a root key and serve: run_bounded fails then.
+    let out = run_bounded(cmd, std::time::Duration::from_secs(30));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("APIKEYD_ROOT_KEY is set but is not valid UTF-8"), "{stderr}");
+    assert!(!stderr.contains("root key:") && !stderr.contains("listening on"), "{stderr}");
+    assert!(!db.exists(), "refused before touching the database");
+}
+
+#[test]
+fn bare_apikeyd_serves_on_apikeyd_bind_with_the_database_at_apikeyd_db() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("env.db");
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_apikeyd"));
+    // No subcommand, no arguments: the environment holds APIKEYD_DB and APIKEYD_BIND, nothing else.
+    cmd.env_clear().env("APIKEYD_DB", &db).env("APIKEYD_BIND", &bind).current_dir(&cwd);
+    let server = start_command(cmd);
+    assert_eq!(server.addr.to_string(), bind);
+    let (status, body) = server.request("GET", "/healthz", &[], None);
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let root = server.printed_root_key().expect("a new database gets a root key");
+    assert_eq!(get(&server, "/api/v1/keys", &root), 200);
+    assert!(db.exists(), "the database is where APIKEYD_DB says");
+    assert!(!cwd.join("data").exists(), "the default data/apikeyd.db was not used");
 }

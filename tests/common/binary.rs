@@ -117,3 +117,53 @@ pub fn cli(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Starts `cmd` (the binary with whatever arguments, environment and working directory the
+/// test chose) and waits, bounded, for it to say where it listens; stderr is collected as
+/// [`Server::start`] does. For start-ups `Server::start`'s fixed arguments cannot express.
+pub fn start_command(mut cmd: Command) -> Server {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel();
+    let pipe = child.stderr.take().unwrap();
+    let sink = Arc::clone(&stderr);
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            // Appended before the address is announced, so every earlier line is visible by then.
+            sink.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+            }
+        }
+    });
+    let addr = match rx.recv_timeout(STARTUP_LIMIT) {
+        Ok(addr) => addr,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not start: {}", stderr.lock().unwrap());
+        }
+    };
+    Server { child, addr, stderr }
+}
+
+/// Runs `cmd` to completion, which must come within `limit`: past it the process is killed
+/// by its PID and the test fails (a command expected to refuse to start must not hang the
+/// suite by serving instead).
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // Not reaped yet (its waiter is still blocked), so the PID is still this child's.
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let out = rx.recv().unwrap().unwrap();
+            panic!("still running after {limit:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}

@@ -19,6 +19,9 @@ use crate::AppState;
 
 type Reply = Result<HttpResponse, Failure<Native>>;
 
+/// The message of every title refusal, exactly as seed 002's error example shows it.
+const INVALID_TITLE: &str = "Invalid title";
+
 /// Body of POST /api/v1/keys.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -84,7 +87,10 @@ pub async fn create_key(
     body: web::Json<CreateKeyBody>,
 ) -> Reply {
     let body = body.into_inner();
-    let title = manage::validate_title(body.title.as_ref(), "title")?;
+    // Seed 002's one answer for every bad title: missing, empty, blank, oversized, control
+    // characters or not a string. (The other families keep validate_title's own message.)
+    let title =
+        manage::validate_title(body.title.as_ref(), "title").map_err(|_| ApiError::invalid("title", INVALID_TITLE))?;
     let (grants, expires_at) = parse_grants_and_expiry(body.grants.as_deref(), body.expires_at.as_deref())?;
     let ctx = caller.audit();
     let spec = KeySpec::minted_by(&caller.key, title, grants, expires_at, ctx.at)?;

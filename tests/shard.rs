@@ -124,15 +124,26 @@ async fn delete_by_query_value_as_the_seed_client_sends_it() {
 async fn delete_by_body_value_and_both_forms_together() {
     let env = TestEnv::new();
     let app = test::init_service(apikeyd::app(env.state.clone())).await;
-    let (_, a) = env.insert_key(Grants::root(), None);
-    assert_eq!(send(&app, delete_by_body(&env.root, json!({"value": a}))).await.status, 200);
+    // The seed's table form: JSON body, no query.
+    let (a_id, a) = env.insert_key(Grants::root(), None);
+    let r = send(&app, delete_by_body(&env.root, json!({"value": a}))).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!((r.body["id"].as_i64(), r.body["status"].as_str()), (Some(a_id.0), Some("deleted")));
+    assert_eq!(send(&app, TestRequest::get().uri("/api/v1/keys").insert_header(bearer(&a))).await.status, 401);
+    assert_shard_error(&send(&app, delete_by_body(&env.root, json!({"value": a}))).await, 404, "not_found");
 
     let (_, b) = env.insert_key(Grants::root(), None);
     let (_, c) = env.insert_key(Grants::root(), None);
     let same = delete_by_query(&env.root, &b).set_json(json!({"value": b}));
     assert_eq!(send(&app, same).await.status, 200);
-    let differ = delete_by_query(&env.root, &c).set_json(json!({"value": env.root}));
-    assert_shard_error(&send(&app, differ).await, 400, "invalid_request");
+    assert_eq!(send(&app, TestRequest::get().uri("/api/v1/keys").insert_header(bearer(&b))).await.status, 401);
+    // Query and body name different keys (both real, both deletable): refused, neither deleted.
+    let (_, d) = env.insert_key(Grants::root(), None);
+    let differ = delete_by_query(&env.root, &c).set_json(json!({"value": d}));
+    let r = send(&app, differ).await;
+    assert_shard_error(&r, 400, "invalid_request");
+    assert_eq!(r.body["message"], "value given in both query and body, and they differ");
+    assert_eq!(send(&app, TestRequest::get().uri("/api/v1/keys").insert_header(bearer(&d))).await.status, 200);
     // c survived the refused request.
     assert_eq!(send(&app, TestRequest::get().uri("/api/v1/keys").insert_header(bearer(&c))).await.status, 200);
 }
@@ -177,4 +188,59 @@ async fn delete_error_rows() {
 
     // After all that, the target still works.
     assert_eq!(send(&app, TestRequest::get().uri("/api/v1/keys").insert_header(bearer(&target))).await.status, 200);
+}
+
+#[actix_web::test]
+async fn create_answers_413_415_and_405_in_the_shard_envelope() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let post = || TestRequest::post().uri("/api-key").insert_header(("x-user-api-key", env.root.as_str()));
+    let body = json!({"permissions": 1, "path": "/a", "expiration_date": NEVER}).to_string();
+    // Over the 16 KiB body limit (a valid JSON object, padded with whitespace).
+    let huge = format!("{}{}", " ".repeat(apikeyd::config::MAX_BODY_BYTES), body);
+    let r = send(&app, post().insert_header(("content-type", "application/json")).set_payload(huge)).await;
+    assert_shard_error(&r, 413, "payload_too_large");
+    for ctype in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
+        let mut req = post().set_payload(body.clone());
+        if let Some(c) = ctype {
+            req = req.insert_header(("content-type", c));
+        }
+        let r = send(&app, req).await;
+        assert_shard_error(&r, 415, "unsupported_media_type");
+    }
+    let r = send(&app, TestRequest::get().uri("/api-key").insert_header(("x-user-api-key", env.root.as_str()))).await;
+    assert_shard_error(&r, 405, "method_not_allowed");
+    assert_eq!(r.headers.get("allow").unwrap(), "POST, DELETE");
+    // None of them created a key; the same body as JSON does.
+    let list = send(&app, TestRequest::get().uri("/api/v1/keys").insert_header(bearer(&env.root))).await;
+    assert_eq!(list.body["data"]["keys"].as_array().unwrap().len(), 1, "{}", list.raw);
+    let ok = send(&app, post().insert_header(("content-type", "application/json")).set_payload(body)).await;
+    assert_eq!(ok.status, 200, "{}", ok.raw);
+}
+
+#[actix_web::test]
+async fn a_long_path_gives_a_title_within_the_limit() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let limit = apikeyd::config::MAX_TITLE_CHARS;
+    // 1,024 bytes of two-byte characters: 512 characters, far over the title limit.
+    let long = format!("/{}x", "é".repeat(511));
+    assert_eq!(long.len(), apikeyd::grants::MAX_PATH_LEN);
+    let fits = format!("/{}", "p".repeat(limit - "shard key /".len()));
+    for (path, want) in [
+        (long.clone(), format!("{}…", format!("shard key {long}").chars().take(limit - 1).collect::<String>())),
+        (fits.clone(), format!("shard key {fits}")),
+        ("/uploads".to_owned(), "shard key /uploads".to_owned()),
+    ] {
+        let r = send(&app, create(&env.root, json!({"permissions": 3, "path": path, "expiration_date": NEVER}))).await;
+        assert_eq!(r.status, 200, "{}", r.raw);
+        assert_eq!(r.body["path"], path.as_str(), "the grant keeps the whole path");
+        let id = r.body["id"].as_i64().unwrap();
+        let got =
+            send(&app, TestRequest::get().uri(&format!("/api/v1/keys/{id}")).insert_header(bearer(&env.root))).await;
+        let title = got.body["data"]["title"].as_str().unwrap();
+        assert_eq!(title, want);
+        assert!(title.chars().count() <= limit, "{} characters", title.chars().count());
+        assert_eq!(got.body["data"]["grants"], json!([{"path": path, "access": "read_write"}]));
+    }
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::body::no_store;
 use crate::auth::{Manager, RootCaller};
-use crate::config::MAX_BODY_BYTES;
+use crate::config::{MAX_BODY_BYTES, MAX_TITLE_CHARS};
 use crate::error::schema::ShardError;
 use crate::error::{ApiError, Failure, Shard};
 use crate::grants::{Access, GrantPath, Grants};
@@ -96,7 +96,7 @@ pub async fn create_key(
     let never = Timestamp::parse_rfc3339(NEVER).map_err(|e| ApiError::internal(&e))?;
     let expires_at = (expiry != never).then_some(expiry);
     let ctx = caller.audit();
-    let title = format!("shard key {path}");
+    let title = shard_title(&path);
     let grants = Some(Grants::single(path.clone(), access));
     let spec = KeySpec::minted_by(&caller.key, title, grants, expires_at, ctx.at)?;
     let key = manage::generate_key()?;
@@ -111,6 +111,19 @@ pub async fn create_key(
         expiration_date: record.expires_at.map_or_else(|| NEVER.to_owned(), |t| t.to_string()),
         created_at: record.created_at,
     })))
+}
+
+/// The title of a key made here: `shard key <path>`. Paths may be 1,024 bytes and titles
+/// [`MAX_TITLE_CHARS`] characters, so a long one is cut on a character boundary and ends in
+/// an ellipsis (the full path stays in the key's grant).
+fn shard_title(path: &GrantPath) -> String {
+    let full = format!("shard key {path}");
+    if full.chars().count() <= MAX_TITLE_CHARS {
+        return full;
+    }
+    let mut cut: String = full.chars().take(MAX_TITLE_CHARS - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// `?value=` of DELETE /api-key.
@@ -201,5 +214,33 @@ async fn read_small_body(payload: web::Payload) -> Result<web::Bytes, ApiError> 
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(_)) => Err(ApiError::invalid("body", "Request body could not be read")),
         Err(_limit_exceeded) => Err(ApiError::PayloadTooLarge),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grants::MAX_PATH_LEN;
+
+    #[test]
+    fn titles_fit_the_title_limit_whatever_the_path() {
+        let short = GrantPath::parse("/uploads").unwrap();
+        assert_eq!(shard_title(&short), "shard key /uploads");
+        let fits = GrantPath::parse(&format!("/{}", "a".repeat(MAX_TITLE_CHARS - 11))).unwrap();
+        assert_eq!(shard_title(&fits), format!("shard key {fits}"), "exactly at the limit: kept whole");
+        // Two- and three-byte characters, so a byte-based cut would split one.
+        for unit in ["a", "é", "€", "a€é"] {
+            let body = unit.repeat(MAX_PATH_LEN);
+            let mut end = MAX_PATH_LEN - 1;
+            while !body.is_char_boundary(end) {
+                end -= 1;
+            }
+            let path = GrantPath::parse(&format!("/{}", &body[..end])).unwrap();
+            let title = shard_title(&path);
+            assert_eq!(title.chars().count(), MAX_TITLE_CHARS, "{unit}");
+            let kept = title.strip_suffix('…').expect("ends in an ellipsis");
+            assert!(format!("shard key {path}").starts_with(kept), "{unit}");
+            assert_eq!(crate::manage::validate_title(Some(&title.clone().into()), "title").unwrap(), title);
+        }
     }
 }

@@ -159,7 +159,12 @@ pub fn assert_request_id(reply: &Reply) {
 /// Asserts the shard family's error shape.
 pub fn assert_shard_error(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.status.as_u16(), status, "body: {}", reply.raw);
+    let obj = reply.body.as_object().unwrap_or_else(|| panic!("not a JSON object: {}", reply.raw));
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["error", "message", "request_id"], "exactly error, message, request_id: {}", reply.raw);
     assert_eq!(reply.body["error"], code, "body: {}", reply.raw);
-    assert!(reply.body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(reply.body["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {}", reply.raw);
+    assert!(reply.body["request_id"].is_string(), "body: {}", reply.raw);
     assert_request_id(reply);
 }

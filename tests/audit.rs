@@ -1,0 +1,313 @@
+//! The audit log: every change to a key, in every family and from the CLI, writes exactly its
+//! audit row (action, key, actor, request id) in the same transaction as the change. When the
+//! audit row cannot be written, the change is rolled back with it and the client gets a
+//! generic 500 in its family's envelope. The rows are read, and the failure injected, from a
+//! side rusqlite connection on the test's database file (`TestEnv::db_path`).
+
+mod common;
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::test::{self, TestRequest};
+use apikeyd::grants::Grants;
+use common::binary::cli;
+use common::{assert_native_error, assert_shard_error, bearer, send, Reply, TestEnv};
+use serde_json::json;
+
+/// One audit row: (action, key id, actor key id, request id).
+type Row = (String, i64, Option<i64>, Option<String>);
+
+const NEVER: &str = "0001-01-01T00:00:00Z";
+
+/// A plain connection of the test's own, next to the app's.
+fn side(env: &TestEnv) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(env.db_path()).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    conn
+}
+
+fn last_audit_id(env: &TestEnv) -> i64 {
+    side(env).query_row("SELECT coalesce(max(id), 0) FROM audit_log", [], |r| r.get(0)).unwrap()
+}
+
+/// Every audit row written after row `after`, oldest first.
+fn audit_after(env: &TestEnv, after: i64) -> Vec<Row> {
+    let conn = side(env);
+    let mut stmt = conn
+        .prepare("SELECT action, key_id, actor_key_id, request_id FROM audit_log WHERE id > ?1 ORDER BY id")
+        .unwrap();
+    let rows = stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// A key row: (id, uuid, title, status, revoked_at, deleted_at).
+type KeyRow = (i64, String, String, String, Option<i64>, Option<i64>);
+
+/// Every key row as the tests compare it: id, uuid, title, status and its timestamps.
+fn key_rows(env: &TestEnv) -> Vec<KeyRow> {
+    let conn = side(env);
+    let mut stmt =
+        conn.prepare("SELECT id, uuid, title, status, revoked_at, deleted_at FROM api_keys ORDER BY id").unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+fn id_of_uuid(env: &TestEnv, uuid: &str) -> i64 {
+    side(env).query_row("SELECT id FROM api_keys WHERE uuid = ?1", [uuid], |r| r.get(0)).unwrap()
+}
+
+fn request_id(r: &Reply) -> Option<String> {
+    common::assert_request_id(r);
+    Some(r.headers.get("x-request-id").unwrap().to_str().unwrap().to_owned())
+}
+
+fn row(action: &str, key: i64, actor: i64, r: &Reply) -> Row {
+    (action.to_owned(), key, Some(actor), request_id(r))
+}
+
+/// The verify API's code for `key`.
+async fn verify_code<S, B>(app: &S, key: &str) -> String
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    let r = send(app, TestRequest::post().uri("/api/v1/keys/verify").set_json(json!({"key": key}))).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    r.body["data"]["code"].as_str().unwrap().to_owned()
+}
+
+async fn login<S, B>(app: &S, key: &str) -> String
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    let r = send(app, TestRequest::post().uri("/api/clients/login").set_json(json!({"api_key": key}))).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    r.body["data"]["token"].as_str().unwrap().to_owned()
+}
+
+#[actix_web::test]
+async fn every_mutation_of_every_family_writes_exactly_its_audit_row() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    // The actor is not the bootstrap root (id 1), so a row naming 1 would be caught.
+    let (actor, actor_key) = env.insert_key(Grants::root(), None);
+    let actor = actor.0;
+    assert_ne!(actor, 1);
+    let jwt = login(&app, &actor_key).await;
+    let a = env.create_app("A");
+    let key_header = || ("x-user-api-key", actor_key.clone());
+
+    // Native: create (with the key, then with a JWT minted from it), revoke.
+    for credential in [actor_key.as_str(), jwt.as_str()] {
+        let before = last_audit_id(&env);
+        let r = send(
+            &app,
+            TestRequest::post().uri("/api/v1/keys").insert_header(bearer(credential)).set_json(json!({"title": "n"})),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.raw);
+        let id = r.body["data"]["id"].as_i64().unwrap();
+        assert_eq!(audit_after(&env, before), [row("create", id, actor, &r)]);
+
+        let before = last_audit_id(&env);
+        let r = send(&app, TestRequest::delete().uri(&format!("/api/v1/keys/{id}")).insert_header(bearer(credential)))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.raw);
+        assert_eq!(audit_after(&env, before), [row("revoke", id, actor, &r)]);
+    }
+
+    // Shard: create, delete by value.
+    let before = last_audit_id(&env);
+    let r = send(
+        &app,
+        TestRequest::post()
+            .uri("/api-key")
+            .insert_header(key_header())
+            .set_json(json!({"permissions": 1, "path": "/s", "expiration_date": NEVER})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let (id, value) = (r.body["id"].as_i64().unwrap(), r.body["value"].as_str().unwrap().to_owned());
+    assert_eq!(audit_after(&env, before), [row("create", id, actor, &r)]);
+    let before = last_audit_id(&env);
+    let r =
+        send(&app, TestRequest::delete().uri("/api-key").insert_header(key_header()).set_json(json!({"value": value})))
+            .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(audit_after(&env, before), [row("delete", id, actor, &r)]);
+
+    // Applications: creating an application changes no key, and the audit log records key
+    // changes only (its key_id is NOT NULL): no row.
+    let before = last_audit_id(&env);
+    let r = send(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/applications")
+            .insert_header(bearer(&actor_key))
+            .set_json(json!({"name": "B"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    assert_eq!(audit_after(&env, before), []);
+    // Create a key in an application, revoke it.
+    let before = last_audit_id(&env);
+    let keys_uri = format!("/api/v1/applications/{}/api-keys", a.uuid);
+    let r = send(&app, TestRequest::post().uri(&keys_uri).insert_header(bearer(&actor_key)).set_json(json!({}))).await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    let uuid = r.body["id"].as_str().unwrap().to_owned();
+    let id = id_of_uuid(&env, &uuid);
+    assert_eq!(audit_after(&env, before), [row("create", id, actor, &r)]);
+    let before = last_audit_id(&env);
+    let r =
+        send(&app, TestRequest::delete().uri(&format!("{keys_uri}/{uuid}")).insert_header(bearer(&actor_key))).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(audit_after(&env, before), [row("revoke", id, actor, &r)]);
+
+    // Clients, with the JWT: generate, delete one, bulk delete.
+    let before = last_audit_id(&env);
+    let r = send(
+        &app,
+        TestRequest::post().uri("/api/clients/api-keys").insert_header(bearer(&jwt)).set_json(json!({"name": "c"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    let uuid = r.body["data"]["id"].as_str().unwrap().to_owned();
+    let id = id_of_uuid(&env, &uuid);
+    assert_eq!(audit_after(&env, before), [row("create", id, actor, &r)]);
+    let before = last_audit_id(&env);
+    let r = send(&app, TestRequest::delete().uri(&format!("/api/clients/api-keys/{uuid}")).insert_header(bearer(&jwt)))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(audit_after(&env, before), [row("delete", id, actor, &r)]);
+
+    let victims: Vec<_> = (0..3).map(|_| env.insert_key_in(None, Grants::root(), None).0).collect();
+    let before = last_audit_id(&env);
+    let ids: Vec<String> = victims.iter().map(|k| k.uuid.to_string()).collect();
+    let r = send(
+        &app,
+        TestRequest::delete()
+            .uri("/api/clients/api-keys/bulk")
+            .insert_header(bearer(&jwt))
+            .set_json(json!({"api_key_ids": ids})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let want: Vec<Row> = victims.iter().map(|k| row("delete", k.id.0, actor, &r)).collect();
+    assert_eq!(audit_after(&env, before), want);
+}
+
+#[actix_web::test]
+async fn cli_changes_are_audited_with_no_actor_and_no_request_id() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let (id, key) = env.insert_key(Grants::root(), None);
+    let db = env.db_path();
+    let db = db.to_str().unwrap();
+
+    let before = last_audit_id(&env);
+    let (ok, out, err) = cli(&["keys", "revoke", &id.0.to_string(), "--db", db]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(audit_after(&env, before), [("revoke".to_owned(), id.0, None, None)]);
+    // The running app honours it from its next request.
+    assert_eq!(verify_code(&app, &key).await, "REVOKED");
+
+    let before = last_audit_id(&env);
+    let (ok, out, err) = cli(&["keys", "create", "--title", "offline", "--db", db]);
+    assert!(ok, "{out}{err}");
+    let made: i64 = side(&env).query_row("SELECT max(id) FROM api_keys", [], |r| r.get(0)).unwrap();
+    assert_eq!(audit_after(&env, before), [("create".to_owned(), made, None, None)]);
+}
+
+/// Asserts `r` is a generic 500 that names nothing of the cause.
+fn assert_generic_500(r: &Reply, family: &str) {
+    assert_eq!(r.status, 500, "{family}: {}", r.raw);
+    let rid = request_id(r).unwrap();
+    let text = r.raw.replace(&rid, "").to_lowercase();
+    for word in ["injected", "audit", "sqlite", "sql", "trigger", "insert", "api_keys", "constraint", "raise"] {
+        assert!(!text.contains(word), "{family}: the 500 body leaks {word:?}: {}", r.raw);
+    }
+}
+
+#[actix_web::test]
+async fn when_the_audit_row_cannot_be_written_the_change_rolls_back_and_the_answer_is_a_generic_500() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let (_, actor_key) = env.insert_key(Grants::root(), None);
+    let jwt = login(&app, &actor_key).await;
+    let a = env.create_app("A");
+    let (native_target, native_key) = env.insert_key(Grants::root(), None);
+    let (_, shard_key) = env.insert_key(Grants::root(), None);
+    let (app_target, app_key) = env.insert_key_in(Some(a.id), Grants::root(), None);
+    let (client_target, client_key) = env.insert_key_in(None, Grants::root(), None);
+    let (bulk_one, bulk_one_key) = env.insert_key_in(None, Grants::root(), None);
+    let (bulk_two, bulk_two_key) = env.insert_key_in(None, Grants::root(), None);
+    let targets = [&actor_key, &native_key, &shard_key, &app_key, &client_key, &bulk_one_key, &bulk_two_key];
+    for key in targets {
+        assert_eq!(verify_code(&app, key).await, "VALID");
+    }
+    let keys_before = key_rows(&env);
+    let audit_before = last_audit_id(&env);
+
+    side(&env)
+        .execute_batch(
+            "CREATE TRIGGER fail_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+        )
+        .unwrap();
+
+    let native = |req: TestRequest| req.insert_header(bearer(&actor_key));
+    let r = send(&app, native(TestRequest::post().uri("/api/v1/keys")).set_json(json!({"title": "n"}))).await;
+    assert_native_error(&r, 500, "internal_error");
+    assert_eq!(r.body["error"]["message"], "Internal server error");
+    assert_generic_500(&r, "native create");
+    let r = send(&app, native(TestRequest::delete().uri(&format!("/api/v1/keys/{}", native_target.0)))).await;
+    assert_native_error(&r, 500, "internal_error");
+    assert_generic_500(&r, "native revoke");
+
+    let shard = |req: TestRequest| req.insert_header(("x-user-api-key", actor_key.clone()));
+    let body = json!({"permissions": 3, "path": "/s", "expiration_date": NEVER});
+    let r = send(&app, shard(TestRequest::post().uri("/api-key")).set_json(body)).await;
+    assert_shard_error(&r, 500, "internal_error");
+    assert_eq!(r.body["message"], "Internal server error");
+    assert_generic_500(&r, "shard create");
+    let r = send(&app, shard(TestRequest::delete().uri("/api-key")).set_json(json!({"value": shard_key}))).await;
+    assert_shard_error(&r, 500, "internal_error");
+    assert_generic_500(&r, "shard delete");
+
+    let applications_500 = json!({"error": "Internal Server Error", "message": "Internal server error", "code": 500});
+    let keys_uri = format!("/api/v1/applications/{}/api-keys", a.uuid);
+    let r = send(&app, native(TestRequest::post().uri(&keys_uri)).set_json(json!({"name": "k"}))).await;
+    assert_eq!(r.body, applications_500, "{}", r.raw);
+    assert_generic_500(&r, "applications create key");
+    let r = send(&app, native(TestRequest::delete().uri(&format!("{keys_uri}/{}", app_target.uuid)))).await;
+    assert_eq!(r.body, applications_500, "{}", r.raw);
+    assert_generic_500(&r, "applications revoke key");
+
+    let clients_500 = json!({"status": 500, "message": "Internal server error", "data": null});
+    let client = |req: TestRequest| req.insert_header(bearer(&jwt));
+    let r = send(&app, client(TestRequest::post().uri("/api/clients/api-keys")).set_json(json!({"name": "c"}))).await;
+    assert_eq!(r.body, clients_500, "{}", r.raw);
+    assert_generic_500(&r, "clients generate");
+    let uri = format!("/api/clients/api-keys/{}", client_target.uuid);
+    let r = send(&app, client(TestRequest::delete().uri(&uri))).await;
+    assert_eq!(r.body, clients_500, "{}", r.raw);
+    assert_generic_500(&r, "clients delete");
+    let ids = json!({"api_key_ids": [bulk_one.uuid.to_string(), bulk_two.uuid.to_string()]});
+    let r = send(&app, client(TestRequest::delete().uri("/api/clients/api-keys/bulk")).set_json(ids)).await;
+    assert_eq!(r.body, clients_500, "{}", r.raw);
+    assert_generic_500(&r, "clients bulk delete");
+
+    // Nothing changed: no key created, no status moved, no audit row; every key still verifies
+    // as it did (the in-memory index included).
+    assert_eq!(key_rows(&env), keys_before);
+    assert_eq!(last_audit_id(&env), audit_before);
+    for key in targets {
+        assert_eq!(verify_code(&app, key).await, "VALID");
+    }
+
+    // Positive control: without the trigger the same revoke goes through, audited.
+    side(&env).execute_batch("DROP TRIGGER fail_audit;").unwrap();
+    let r = send(&app, native(TestRequest::delete().uri(&format!("/api/v1/keys/{}", native_target.0)))).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(audit_after(&env, audit_before).len(), 1);
+    assert_eq!(verify_code(&app, &native_key).await, "REVOKED");
+}

@@ -3,7 +3,8 @@
 //! from getrandom on first start and kept in the `settings` table (never logged), and names
 //! the key it was minted from. It carries no rights of its own: every use looks that key up,
 //! so revoking, deleting or expiring the key kills its tokens from the next request. Only
-//! HS256 is accepted (an `alg: none` or any other algorithm fails validation).
+//! HS256 is accepted (an `alg: none` or any other algorithm fails validation). Expiry is
+//! checked here, in milliseconds, against the `expires_at` login advertised.
 
 use std::fmt;
 use std::time::Duration;
@@ -56,6 +57,10 @@ impl Sessions {
         getrandom::fill(&mut fresh).map_err(|e| SessionError(e.to_string()))?;
         let secret = insert_setting_once(conn, SECRET_SETTING, &fresh).map_err(|e| SessionError(e.to_string()))?;
         let mut validation = Validation::new(Algorithm::HS256);
+        // jsonwebtoken compares whole seconds and refuses only once `exp < now`, so it would
+        // accept a token for up to a second past the `expires_at` login advertised
+        // (`exp * 1000`). `check_at` compares in milliseconds instead; `exp` stays required.
+        validation.validate_exp = false;
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Ok(Sessions {
@@ -74,7 +79,8 @@ impl Sessions {
         if let Some(limit) = key.expires_at {
             expires = expires.min(limit);
         }
-        // JWT times are whole seconds; round down so the token never outlives its key.
+        // JWT times are whole seconds; round down so the token never outlives its key. The
+        // advertised expiry is exactly `exp * 1000`, the instant `check_at` refuses from.
         let exp = expires.millis().div_euclid(1000);
         let claims = Claims { sub: key.uuid.to_string(), kid: key.id.0, iat: now.millis().div_euclid(1000), exp };
         let token =
@@ -84,7 +90,14 @@ impl Sessions {
 
     /// The key a valid, unexpired token names; `None` for anything else.
     pub fn check(&self, token: &str) -> Option<KeyId> {
-        decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|data| KeyId(data.claims.kid))
+        self.check_at(token, Timestamp::now())
+    }
+
+    /// [`Sessions::check`] at `now`: a token is refused from its advertised expiry
+    /// (`exp * 1000` ms) onward, to the millisecond.
+    pub fn check_at(&self, token: &str, now: Timestamp) -> Option<KeyId> {
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
+        (now.millis() < data.claims.exp.saturating_mul(1000)).then_some(KeyId(data.claims.kid))
     }
 }
 
@@ -127,6 +140,30 @@ mod tests {
         let soon = Timestamp::now().plus_millis(10_000);
         let (_, exp) = s.issue(&key(Some(soon)), Timestamp::now()).unwrap();
         assert!(exp <= soon);
+    }
+
+    #[test]
+    fn a_token_is_refused_from_its_advertised_expiry_millisecond() {
+        let (_d, s) = sessions(Duration::from_secs(60));
+        let issued = Timestamp::from_millis(Timestamp::now().millis() - 10_000);
+        let (token, exp) = s.issue(&key(None), issued).unwrap();
+        assert_eq!(exp.millis() % 1000, 0, "whole seconds, as in the claim");
+        assert_eq!(s.check_at(&token, Timestamp::from_millis(exp.millis() - 1)), Some(KeyId(42)));
+        assert_eq!(s.check_at(&token, exp), None, "refused at the advertised instant");
+        assert_eq!(s.check_at(&token, exp.plus_millis(999)), None, "and within the second after it");
+    }
+
+    #[test]
+    fn a_token_whose_advertised_expiry_passed_this_second_is_refused_now() {
+        // Cut the token at the start of the current second: its advertised expiry has just
+        // passed, but its `exp` claim still equals the current second, which jsonwebtoken's
+        // own check (`exp < now`, whole seconds) accepts.
+        let (_d, s) = sessions(DEFAULT_TTL);
+        let now = Timestamp::now();
+        let second_start = Timestamp::from_millis(now.millis().div_euclid(1000) * 1000);
+        let (token, exp) = s.issue(&key(Some(second_start)), now).unwrap();
+        assert_eq!(exp, second_start);
+        assert_eq!(s.check(&token), None, "advertised {exp}, checked after it");
     }
 
     #[test]

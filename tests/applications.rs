@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 const SEED_UUID: &str = "123e4567-e89b-12d3-a456-426614174000";
 
-fn assert_app_error(r: &Reply, status: u16) {
-    assert_eq!(r.status.as_u16(), status, "{}", r.raw);
+/// The seed's body for `status`, whole: `{error, message, code}`.
+fn seed_body(status: u16) -> Value {
     let (error, message) = match status {
         400 => ("Bad Request", "The request contains invalid parameters or malformed data"),
         401 => ("Unauthorized", "Authentication required. Please provide a valid API token"),
@@ -18,21 +18,27 @@ fn assert_app_error(r: &Reply, status: u16) {
         404 => ("Not Found", "The requested resource was not found"),
         _ => panic!("unexpected status {status}"),
     };
-    assert_eq!(r.body["error"], error, "{}", r.raw);
-    assert_eq!(r.body["message"], message);
-    assert_eq!(r.body["code"], status);
-    let fields = if status == 400 { 4 } else { 3 };
-    assert_eq!(r.body.as_object().unwrap().len(), fields, "{}", r.raw);
+    json!({"error": error, "message": message, "code": status})
+}
+
+/// A 401, 403 or 404 exactly as the seed writes it.
+fn assert_app_error(r: &Reply, status: u16) {
+    assert_ne!(status, 400, "a 400 carries details: use assert_details");
+    assert_eq!(r.status.as_u16(), status, "{}", r.raw);
+    assert_eq!(r.body, seed_body(status), "{}", r.raw);
     common::assert_request_id(r);
 }
 
-fn assert_details(r: &Reply, field: &str) {
-    assert_app_error(r, 400);
-    let details = r.body["details"].as_array().unwrap();
-    assert_eq!(details.len(), 1);
-    assert_eq!(details[0]["field"], field, "{}", r.raw);
-    assert!(details[0]["message"].as_str().is_some_and(|m| !m.is_empty()));
+/// A 400 exactly as the seed writes it, with one detail naming `field` and saying `message`.
+fn assert_details(r: &Reply, field: &str, message: &str) {
+    assert_eq!(r.status, 400, "{}", r.raw);
+    let mut expected = seed_body(400);
+    expected["details"] = json!([{"field": field, "message": message}]);
+    assert_eq!(r.body, expected, "{}", r.raw);
+    common::assert_request_id(r);
 }
+
+const BAD_NAME: &str = "Invalid name: a non-empty string of at most 200 characters is required";
 
 #[actix_web::test]
 async fn applications_are_created_listed_and_fetched() {
@@ -61,15 +67,26 @@ async fn applications_are_created_listed_and_fetched() {
             .await;
     assert_eq!(got.body, r.body);
 
-    for body in [json!({}), json!({"name": ""}), json!({"name": 7}), json!({"name": "x", "owner": "y"})] {
+    let bad_bodies = [
+        (json!({}), "name", BAD_NAME),
+        (json!({"name": ""}), "name", BAD_NAME),
+        (json!({"name": "   "}), "name", BAD_NAME),
+        (json!({"name": 7}), "name", BAD_NAME),
+        (
+            json!({"name": "x", "owner": "y"}),
+            "body",
+            "Invalid request body: unknown field `owner`, expected `name` at line 1 column 19",
+        ),
+    ];
+    for (body, field, message) in bad_bodies {
         let r =
             send(&app, TestRequest::post().uri("/api/v1/applications").insert_header(bearer(&env.root)).set_json(body))
                 .await;
-        assert_app_error(&r, 400);
+        assert_details(&r, field, message);
     }
     let r =
         send(&app, TestRequest::get().uri("/api/v1/applications/not-a-uuid").insert_header(bearer(&env.root))).await;
-    assert_details(&r, "id");
+    assert_details(&r, "id", "id must be a UUID");
     let r = send(
         &app,
         TestRequest::get().uri(&format!("/api/v1/applications/{SEED_UUID}")).insert_header(bearer(&env.root)),
@@ -177,9 +194,13 @@ async fn revoke_error_bodies_match_the_seed() {
         }
     };
     let a_id = a.uuid.to_string();
-    assert_details(&send(&app, del("nope", SEED_UUID, Some(&env.root))).await, "id");
-    assert_details(&send(&app, del(&a_id, "nope", Some(&env.root))).await, "keyId");
-    assert_details(&send(&app, del(&a_id, "123e4567e89b12d3a456426614174000", Some(&env.root))).await, "keyId");
+    assert_details(&send(&app, del("nope", SEED_UUID, Some(&env.root))).await, "id", "id must be a UUID");
+    assert_details(&send(&app, del(&a_id, "nope", Some(&env.root))).await, "keyId", "keyId must be a UUID");
+    assert_details(
+        &send(&app, del(&a_id, "123e4567e89b12d3a456426614174000", Some(&env.root))).await,
+        "keyId",
+        "keyId must be a UUID",
+    );
     assert_app_error(&send(&app, del(&a_id, SEED_UUID, None)).await, 401);
     assert_app_error(&send(&app, del(&a_id, SEED_UUID, Some("Bearer-less"))).await, 401);
     assert_app_error(&send(&app, del(&a_id, SEED_UUID, Some(&a_reader))).await, 403);
@@ -189,7 +210,7 @@ async fn revoke_error_bodies_match_the_seed() {
     assert_app_error(&send(&app, del(&b.uuid.to_string(), &b_key.uuid.to_string(), Some(&a_admin))).await, 404);
     // Its own key: refused, and it keeps working.
     let r = send(&app, del(&a_id, &a_admin_rec.uuid.to_string(), Some(&a_admin))).await;
-    assert_details(&r, "keyId");
+    assert_details(&r, "keyId", "The API key used for this request cannot revoke itself");
     let ok =
         send(&app, TestRequest::get().uri(&format!("/api/v1/applications/{a_id}")).insert_header(bearer(&a_admin)))
             .await;
@@ -215,7 +236,52 @@ async fn minting_rules_hold_inside_applications() {
     let r = send(&app, ask(json!({"grants": [{"path": "/files/x", "access": "read_write"}]}))).await;
     assert_eq!(r.status, 201, "{}", r.raw);
     let r = send(&app, ask(json!({"grants": [{"path": "files", "access": "read"}]}))).await;
-    assert_details(&r, "grants");
+    assert_details(&r, "grants", "Invalid grants: grant path 0: path must be absolute (start with /)");
     let r = send(&app, ask(json!({"expires_at": "2001-01-01T00:00:00Z"}))).await;
-    assert_details(&r, "expires_at");
+    assert_details(&r, "expires_at", "expires_at must be in the future");
+    let r = send(&app, ask(json!({"expires_at": "tomorrow"}))).await;
+    assert_details(
+        &r,
+        "expires_at",
+        "Invalid expires_at: expected an RFC 3339 timestamp such as 2026-03-12T09:50:00.000Z",
+    );
+}
+
+#[actix_web::test]
+async fn create_key_and_list_keys_error_bodies_match_the_seed() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let a = env.create_app("A");
+    let (_, reader) = env.insert_key(grants(&[("/", Access::Read)]), None);
+    let known = format!("/api/v1/applications/{}/api-keys", a.uuid);
+    let unknown = format!("/api/v1/applications/{SEED_UUID}/api-keys");
+    let create = |uri: &str, who: Option<&str>| {
+        let req = TestRequest::post().uri(uri).set_json(json!({"name": "k"}));
+        match who {
+            Some(k) => req.insert_header(bearer(k)),
+            None => req,
+        }
+    };
+    let list = |uri: &str, who: Option<&str>| {
+        let req = TestRequest::get().uri(uri);
+        match who {
+            Some(k) => req.insert_header(bearer(k)),
+            None => req,
+        }
+    };
+    let wrong = common::mangle(&env.root);
+    for who in [None, Some(wrong.as_str()), Some("x.y.z")] {
+        assert_app_error(&send(&app, create(&known, who)).await, 401);
+        assert_app_error(&send(&app, list(&known, who)).await, 401);
+    }
+    assert_app_error(&send(&app, create(&known, Some(&reader))).await, 403);
+    assert_app_error(&send(&app, list(&known, Some(&reader))).await, 403);
+    assert_app_error(&send(&app, create(&unknown, Some(&env.root))).await, 404);
+    assert_app_error(&send(&app, list(&unknown, Some(&env.root))).await, 404);
+    let bad = "/api/v1/applications/nope/api-keys";
+    assert_details(&send(&app, create(bad, Some(&env.root))).await, "id", "id must be a UUID");
+    assert_details(&send(&app, list(bad, Some(&env.root))).await, "id", "id must be a UUID");
+    // None of the refusals made a key.
+    let r = send(&app, list(&known, Some(&env.root))).await;
+    assert_eq!((r.status.as_u16(), r.body["api_keys"].clone()), (200, json!([])), "{}", r.raw);
 }

@@ -1,5 +1,6 @@
 //! The clients family (seed 003) and JWT sessions: every endpoint and error body, tokens
-//! tampered, expired and killed with their key, bulk delete all or nothing.
+//! tampered, expired and killed with their key, bulk delete all or nothing. (Token lifetime,
+//! expiry and the signing secret over HTTP and the real binary: tests/sessions.rs.)
 
 mod common;
 
@@ -7,6 +8,9 @@ use std::time::Duration;
 
 use actix_web::test::{self, TestRequest};
 use apikeyd::grants::{Access, Grants};
+use apikeyd::model::{KeyId, Scope};
+use apikeyd::store::keys::find_key_by_id;
+use apikeyd::timestamp::Timestamp;
 use common::{bearer, grants, send, Reply, TestEnv};
 use serde_json::{json, Value};
 
@@ -14,6 +18,12 @@ fn assert_client_error(r: &Reply, status: u16, message: &str) {
     assert_eq!(r.status.as_u16(), status, "{}", r.raw);
     assert_eq!(r.body, json!({"status": status, "message": message, "data": null}), "{}", r.raw);
     common::assert_request_id(r);
+}
+
+/// Rows in the audit log: each create, revoke and delete writes one.
+fn audit_rows(env: &TestEnv) -> i64 {
+    let conn = apikeyd::db::open_connection(&env.db_path()).unwrap();
+    conn.query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0)).unwrap()
 }
 
 async fn login<S, B>(app: &S, key: &str) -> String
@@ -49,8 +59,13 @@ async fn login_answers_in_both_envelopes() {
     let bad = send(&app, TestRequest::post().uri("/api/clients/login").set_json(json!({"api_key": "sk-nope"}))).await;
     assert_client_error(&bad, 401, "Invalid API key");
     let bad = send(&app, TestRequest::post().uri("/api/clients/login").set_json(json!({}))).await;
-    assert_eq!(bad.status, 400);
-    assert_eq!(bad.body["data"], Value::Null);
+    assert_client_error(&bad, 400, "Invalid request body: missing field `api_key` at line 1 column 2");
+    let bad = send(&app, TestRequest::post().uri("/api/clients/login").set_json(json!({"api_key": 7}))).await;
+    assert_client_error(
+        &bad,
+        400,
+        "Invalid request body: invalid type: integer `7`, expected a string at line 1 column 12",
+    );
     let bad = send(&app, TestRequest::post().uri("/api/v1/auth/token").set_json(json!({"api_key": 1}))).await;
     common::assert_native_error(&bad, 400, "invalid_request");
     // A token cannot log in for another token.
@@ -168,27 +183,52 @@ async fn bulk_delete_is_all_or_nothing() {
         made.iter().map(|(id, _)| id.clone()).chain(extra.iter().map(|s| (*s).to_owned())).collect()
     };
 
+    let audit_before = audit_rows(&env);
     let r = send(&app, bulk(json!({"api_key_ids": ids(&[unknown])}))).await;
-    assert_eq!(r.status, 404, "{}", r.raw);
-    assert!(r.body["message"].as_str().unwrap().contains(unknown), "names the offending id: {}", r.raw);
-    assert_eq!(r.body["data"], Value::Null);
+    assert_client_error(&r, 404, &format!("API Key not found: {unknown}"));
     let r = send(&app, bulk(json!({"api_key_ids": ids(&["nope"])}))).await;
-    assert_eq!(r.status, 400);
-    assert!(
-        r.body["message"].as_str().unwrap().starts_with("Invalid API key ID format")
-            && r.body["message"].as_str().unwrap().contains("nope")
-    );
-    for body in [json!({"api_key_ids": []}), json!({}), json!({"api_key_ids": "x"}), json!({"ids": []})] {
-        assert_eq!(send(&app, bulk(body)).await.status, 400);
+    assert_client_error(&r, 400, "Invalid API key ID format: nope");
+    let other = "0b5c1e2a-7a3f-4a57-9a57-3f0e9b6f2c11";
+    let r = send(&app, bulk(json!({"api_key_ids": [unknown, other, "12345"]}))).await;
+    assert_client_error(&r, 400, "Invalid API key ID format: 12345");
+    let r = send(&app, bulk(json!({"api_key_ids": []}))).await;
+    assert_client_error(&r, 400, "api_key_ids must name at least one API key");
+    let r = send(&app, bulk(json!({}))).await;
+    assert_client_error(&r, 400, "Invalid request body: missing field `api_key_ids` at line 1 column 2");
+    for body in [json!({"api_key_ids": "x"}), json!({"ids": []}), json!({"api_key_ids": [7]})] {
+        let r = send(&app, bulk(body.clone())).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.raw);
+        assert!(r.body["message"].as_str().unwrap().starts_with("Invalid request body: "), "{}", r.raw);
     }
     let too_many: Vec<String> = (0..1001).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-    assert_eq!(send(&app, bulk(json!({"api_key_ids": too_many}))).await.status, 400);
+    let r = send(&app, bulk(json!({"api_key_ids": too_many}))).await;
+    assert_client_error(&r, 400, "api_key_ids may name at most 1000 API keys");
     let at_limit: Vec<String> = (0..1000).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-    assert_eq!(send(&app, bulk(json!({"api_key_ids": at_limit}))).await.status, 404, "1000 is allowed (and unknown)");
+    let r = send(&app, bulk(json!({"api_key_ids": at_limit.clone()}))).await;
+    assert_client_error(&r, 404, &format!("API Key not found: {}", at_limit.join(", ")));
     // Including the caller's own key: refused.
     let me = send(&app, TestRequest::get().uri("/api/v1/keys/1").insert_header(bearer(&env.root))).await;
     let my_uuid = me.body["data"]["uuid"].as_str().unwrap().to_owned();
-    assert_eq!(send(&app, bulk(json!({"api_key_ids": ids(&[&my_uuid])}))).await.status, 400);
+    let r = send(&app, bulk(json!({"api_key_ids": ids(&[&my_uuid])}))).await;
+    assert_client_error(&r, 400, &format!("The API key used for this request cannot delete itself: {my_uuid}"));
+    // Without a credential, and without write on `/`.
+    let r =
+        send(&app, TestRequest::delete().uri("/api/clients/api-keys/bulk").set_json(json!({"api_key_ids": [unknown]})))
+            .await;
+    assert_client_error(&r, 401, "Invalid JWT token");
+    let (_, reader) = env.insert_key(grants(&[("/", Access::Read)]), None);
+    let reader_jwt = login(&app, &reader).await;
+    let audit_before = audit_before + 1; // the reader's own creation
+    let r = send(
+        &app,
+        TestRequest::delete()
+            .uri("/api/clients/api-keys/bulk")
+            .insert_header(bearer(&reader_jwt))
+            .set_json(json!({"api_key_ids": ids(&[])})),
+    )
+    .await;
+    assert_client_error(&r, 403, "Insufficient permissions to delete these API keys");
+    assert_eq!(audit_rows(&env), audit_before, "no refused call wrote an audit row");
 
     // Every refused call deleted nothing.
     for (_, key) in &made {
@@ -208,6 +248,86 @@ async fn bulk_delete_is_all_or_nothing() {
     // "bulk" is never a key id.
     let r = send(&app, TestRequest::delete().uri("/api/clients/api-keys/bulk").insert_header(bearer(&jwt))).await;
     assert_eq!(r.status, 415, "no body: the bulk route answered, not the single-key one: {}", r.raw);
+}
+
+#[actix_web::test]
+async fn bulk_delete_naming_another_applications_key_names_it_and_changes_nothing() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let a = env.create_app("A");
+    let b = env.create_app("B");
+    let (a_own, a_own_key) = env.insert_key_in(Some(a.id), Grants::root(), None);
+    let (b_rec, b_key) = env.insert_key_in(Some(b.id), Grants::root(), None);
+    let (_, a_admin) = env.insert_key_in(Some(a.id), Grants::root(), None);
+    let a_jwt = login(&app, &a_admin).await;
+    let audit_before = audit_rows(&env);
+    let (a_id, b_id) = (a_own.uuid.to_string(), b_rec.uuid.to_string());
+    for cred in [&a_admin, &a_jwt] {
+        let r = send(
+            &app,
+            TestRequest::delete()
+                .uri("/api/clients/api-keys/bulk")
+                .insert_header(bearer(cred))
+                .set_json(json!({"api_key_ids": [a_id, b_id]})),
+        )
+        .await;
+        assert_client_error(&r, 404, &format!("API Key not found: {b_id}"));
+    }
+    // Nothing was deleted: both keys verify and A's still authenticates.
+    for key in [&a_own_key, &b_key] {
+        let v = send(&app, TestRequest::post().uri("/api/v1/keys/verify").set_json(json!({"key": key}))).await;
+        assert_eq!(v.body["data"]["code"], "VALID", "{}", v.raw);
+    }
+    let r = send(&app, TestRequest::get().uri("/api/clients/api-keys").insert_header(bearer(&a_own_key))).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(audit_rows(&env), audit_before, "no audit row for a refused bulk delete");
+    let conn = apikeyd::db::open_connection(&env.db_path()).unwrap();
+    let deleted: i64 =
+        conn.query_row("SELECT count(*) FROM api_keys WHERE status != 'active'", [], |r| r.get(0)).unwrap();
+    assert_eq!(deleted, 0);
+}
+
+#[actix_web::test]
+async fn list_and_generate_error_bodies() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let (_, reader) = env.insert_key(grants(&[("/", Access::Read)]), None);
+    let reader_jwt = login(&app, &reader).await;
+    let limit = Timestamp::now().plus_millis(86_400_000);
+    let (_, narrow) = env.insert_key(grants(&[("/", Access::Write)]), Some(limit));
+    let narrow_jwt = login(&app, &narrow).await;
+    let list = |t: Option<&str>| {
+        let req = TestRequest::get().uri("/api/clients/api-keys");
+        match t {
+            Some(t) => req.insert_header(bearer(t)),
+            None => req,
+        }
+    };
+    let generate = |t: Option<&str>, body: Value| {
+        let req = TestRequest::post().uri("/api/clients/api-keys").set_json(body);
+        match t {
+            Some(t) => req.insert_header(bearer(t)),
+            None => req,
+        }
+    };
+    for cred in [&reader, &reader_jwt] {
+        let r = send(&app, list(Some(cred))).await;
+        assert_client_error(&r, 403, "Insufficient permissions to list API keys");
+        let r = send(&app, generate(Some(cred), json!({"name": "x"}))).await;
+        assert_client_error(&r, 403, "Insufficient permissions to generate API keys");
+    }
+    assert_client_error(&send(&app, list(None)).await, 401, "Invalid JWT token");
+    assert_client_error(&send(&app, list(Some("x.y.z"))).await, 401, "Invalid JWT token");
+    assert_client_error(&send(&app, generate(None, json!({}))).await, 401, "Invalid JWT token");
+    let r = send(&app, generate(Some(&narrow_jwt), json!({"grants": [{"path": "/", "access": "read_write"}]}))).await;
+    assert_client_error(&r, 403, "Requested grants exceed the grants of the calling key");
+    let later = limit.plus_millis(1000).to_string();
+    let r = send(&app, generate(Some(&narrow_jwt), json!({"expires_at": later}))).await;
+    assert_client_error(&r, 403, "Requested expiry is later than the calling key's expiry");
+    let r = send(&app, generate(Some(&narrow_jwt), json!({"expires_at": "2001-01-01T00:00:00Z"}))).await;
+    assert_client_error(&r, 400, "expires_at must be in the future");
+    let r = send(&app, list(Some(&narrow_jwt))).await;
+    assert_eq!(r.status, 200, "write on / may list: {}", r.raw);
 }
 
 #[actix_web::test]
@@ -243,7 +363,7 @@ async fn a_jwt_has_exactly_its_keys_rights_and_dies_with_it() {
 
 #[actix_web::test]
 async fn tampered_and_expired_tokens_are_refused() {
-    let env = TestEnv::with_jwt_ttl(Duration::from_secs(1));
+    let env = TestEnv::new();
     let app = test::init_service(apikeyd::app(env.state.clone())).await;
     let jwt = login(&app, &env.root).await;
     let list = |t: &str| TestRequest::get().uri("/api/clients/api-keys").insert_header(bearer(t));
@@ -258,9 +378,16 @@ async fn tampered_and_expired_tokens_are_refused() {
     for bad in [flipped.as_str(), none.as_str(), hs512.as_str(), "a.b.c", "a.b", ""] {
         assert_client_error(&send(&app, list(bad)).await, 401, "Invalid JWT token");
     }
-    // The configured lifetime is 1 s: wait it out (bounded) and the token is refused.
-    std::thread::sleep(Duration::from_millis(2100));
-    assert_client_error(&send(&app, list(&jwt)).await, 401, "Invalid JWT token");
+    // A token for the same key, issued a lifetime and a second ago: already expired.
+    let conn = apikeyd::db::open_connection(&env.db_path()).unwrap();
+    let root = find_key_by_id(&conn, KeyId(1), Scope::Global).unwrap().unwrap().auth();
+    let ttl = i64::try_from(Duration::from_secs(3600).as_millis()).unwrap();
+    let issued = Timestamp::now().plus_millis(-ttl - 1000);
+    let (expired, expires_at) = env.state.sessions.issue(&root, issued).unwrap();
+    assert!(expires_at < Timestamp::now(), "{expires_at}");
+    assert_client_error(&send(&app, list(&expired)).await, 401, "Invalid JWT token");
+    let (fresh, _) = env.state.sessions.issue(&root, Timestamp::now()).unwrap();
+    assert_eq!(send(&app, list(&fresh)).await.status, 200, "the same token, unexpired, is accepted");
     // The key itself still works.
     assert_eq!(send(&app, list(&env.root)).await.status, 200);
 }

@@ -1,16 +1,29 @@
 //! The seeds' own client code, run unchanged but for the host and placeholders, against the
 //! real binary: seed 001's Python `requests` example and seed 003's JavaScript
-//! `deleteApiKey`. Skipped, with the reason printed, only where python3 or node is missing.
+//! `deleteApiKey`, cut from the seed files themselves (../shared/seeds), so a seed that changes
+//! is what runs. Skipped, with the reason printed, only where python3 or node is missing; a
+//! python3 without `requests` gets it in a virtual environment under the target directory.
 
 mod common;
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::binary::Server;
 use serde_json::Value;
 
-fn have(program: &str, probe: &[&str]) -> bool {
+/// Writes to the real stderr. `eprintln!` would be captured by the test harness and shown only
+/// for failures or with --nocapture; a skip must be visible in every run.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+fn skip(reason: &str) {
+    say(&format!("SKIPPED {reason}"));
+}
+
+fn have(program: impl AsRef<std::ffi::OsStr>, probe: &[&str]) -> bool {
     Command::new(program).args(probe).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
@@ -33,8 +46,9 @@ fn verify(server: &Server, key: &str) -> String {
 }
 
 /// Runs `program args` with `script` on standard input; returns stdout, failing on a non-zero exit.
-fn run(program: &str, args: &[&str], script: &str) -> String {
-    let mut child = Command::new(program)
+fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str], script: &str) -> String {
+    let program = program.as_ref().to_owned();
+    let mut child = Command::new(&program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -44,55 +58,75 @@ fn run(program: &str, args: &[&str], script: &str) -> String {
     child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{program} failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{program:?} failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
     stdout
 }
 
-/// Seed 001, Python: revoke an application's key with a JWT.
-const SEED_001_PYTHON: &str = r#"import requests
-import json
-url = "https://api.example.com/api/v1/applications/123e4567-e89b-12d3-a456-426614174000/api-keys/123e4567-e89b-12d3-a456-426614174000"
-headers = {
-"Content-Type": "application/json",
-"Authorization": "Bearer YOUR_API_TOKEN (JWT)"
+/// The text of the seed whose file name starts with `number` (e.g. "001_").
+fn seed(number: &str) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/seeds");
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("seed directory {}: {e}", dir.display()));
+    let mut found: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(number) && n.ends_with(".txt"))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "exactly one seed {number}*.txt in {}: {found:?}", dir.display());
+    std::fs::read_to_string(found.remove(0)).unwrap()
 }
-response = requests.delete(url, headers=headers)
-print(response.json())
-"#;
 
-/// Seed 003, JavaScript: deleteApiKey and its usage example.
-const SEED_003_JAVASCRIPT: &str = r#"async function deleteApiKey(jwtToken, apiKeyId) {
-  try {
-    const response = await fetch(`https://k2-ussd-api.devlorde.xyz/api/clients/api-keys/${apiKeyId}`, {
-      method: 'DELETE',
-      headers: {
-        'Authorization': `Bearer ${jwtToken}`,
-        'Content-Type': 'application/json'
-      }
-    });
-    const data = await response.json();
-    if (data.status === 200) {
-      console.log('API Key deleted successfully:', data.data.deleted_id);
-      return data.data;
-    } else {
-      throw new Error(data.message);
-    }
-  } catch (error) {
-    console.error('Failed to delete API key:', error.message);
-    throw error;
-  }
+/// The lines of `text` from the one line equal to `first` through the next line equal to
+/// `last`, both included.
+fn snippet(text: &str, first: &str, last: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let starts: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].trim_end() == first).collect();
+    assert_eq!(starts.len(), 1, "the seed has exactly one line {first:?}");
+    let end = (starts[0]..lines.len())
+        .find(|&i| lines[i].trim_end() == last)
+        .unwrap_or_else(|| panic!("no line {last:?} after {first:?}"));
+    let mut out = lines[starts[0]..=end].join("\n");
+    out.push('\n');
+    out
 }
-// Usage example
-const deletedKey = await deleteApiKey(jwtToken, 'f7fa38ec-0e19-405c-820f-bf65912ab4ec');
-console.log(`API Key ${deletedKey.deleted_id} was deleted at ${deletedKey.deleted_at}`);
-"#;
+
+/// `text` with the one occurrence of `from` replaced; fails if there is not exactly one, so a
+/// placeholder the seed no longer has cannot leave the seed's own host in the script.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from:?} occurs once in:\n{text}");
+    text.replacen(from, to, 1)
+}
+
+/// An interpreter that has `requests`: python3 itself, or a virtual environment made for this
+/// test under the target directory. `None` (with the reason printed) only without python3.
+fn python_with_requests() -> Option<PathBuf> {
+    if !have("python3", &["--version"]) {
+        skip("seed_001_python_example: python3 is not installed");
+        return None;
+    }
+    if have("python3", &["-c", "import requests"]) {
+        return Some(PathBuf::from("python3"));
+    }
+    // target/debug/deps/<this test> -> target/seed-venv (honours CARGO_TARGET_DIR).
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).expect("test binary lives in <target>/<profile>/deps");
+    let venv = target.join("seed-venv");
+    let python = venv.join("bin").join("python");
+    if !have(&python, &["-c", "import requests"]) {
+        say(&format!("python3 has no requests package: installing it in {}", venv.display()));
+        let status = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap();
+        assert!(status.success(), "python3 -m venv {} failed", venv.display());
+        let status = Command::new(&python).args(["-m", "pip", "install", "--quiet", "requests"]).status().unwrap();
+        assert!(status.success(), "pip install requests into {} failed", venv.display());
+    }
+    assert!(have(&python, &["-c", "import requests"]), "{} still cannot import requests", python.display());
+    Some(python)
+}
 
 #[test]
 fn seed_001_python_example_revokes_an_application_key() {
-    if !have("python3", &["-c", "import requests"]) {
-        println!("SKIPPED seed_001_python_example: python3 with the requests package is not installed");
-        return;
-    }
+    let python_snippet = snippet(&seed("001_"), "import requests", "print(response.json())");
+    let Some(python) = python_with_requests() else { return };
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("k.db"), &[]);
     let root = server.printed_root_key().unwrap();
@@ -103,14 +137,13 @@ fn seed_001_python_example_revokes_an_application_key() {
     let other = json(&server, "POST", &keys_path, &root, Some(r#"{"name":"other"}"#));
     let admin = json(&server, "POST", &keys_path, &root, Some(r#"{"name":"admin"}"#));
     let jwt = login(&server, admin["api_key"].as_str().unwrap());
-    let script = SEED_001_PYTHON
-        .replacen(
-            "https://api.example.com/api/v1/applications/123e4567-e89b-12d3-a456-426614174000/api-keys/123e4567-e89b-12d3-a456-426614174000",
-            &format!("http://{}{keys_path}/{}", server.addr, victim["id"].as_str().unwrap()),
-            1,
-        )
-        .replacen("YOUR_API_TOKEN (JWT)", &jwt, 1);
-    let printed = run("python3", &["-"], &script);
+    let script = replace_once(
+        &python_snippet,
+        "https://api.example.com/api/v1/applications/123e4567-e89b-12d3-a456-426614174000/api-keys/123e4567-e89b-12d3-a456-426614174000",
+        &format!("http://{}{keys_path}/{}", server.addr, victim["id"].as_str().unwrap()),
+    );
+    let script = replace_once(&script, "YOUR_API_TOKEN (JWT)", &jwt);
+    let printed = run(&python, &["-"], &script);
     assert_eq!(printed.trim(), "{}");
     assert_eq!(verify(&server, victim["api_key"].as_str().unwrap()), "REVOKED");
     assert_eq!(verify(&server, other["api_key"].as_str().unwrap()), "VALID");
@@ -118,8 +151,13 @@ fn seed_001_python_example_revokes_an_application_key() {
 
 #[test]
 fn seed_003_javascript_delete_api_key_deletes_a_client_key() {
+    let js_snippet = snippet(
+        &seed("003_"),
+        "async function deleteApiKey(jwtToken, apiKeyId) {",
+        "console.log(`API Key ${deletedKey.deleted_id} was deleted at ${deletedKey.deleted_at}`);",
+    );
     if !have("node", &["--version"]) {
-        println!("SKIPPED seed_003_javascript_delete_api_key: node is not installed");
+        skip("seed_003_javascript_delete_api_key: node is not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -128,13 +166,10 @@ fn seed_003_javascript_delete_api_key_deletes_a_client_key() {
     let jwt = login(&server, &root);
     let made = json(&server, "POST", "/api/clients/api-keys", &jwt, Some(r#"{"name":"ussd"}"#));
     let id = made["data"]["id"].as_str().unwrap();
-    let script = format!(
-        "const jwtToken = {};\n{}",
-        serde_json::to_string(&jwt).unwrap(),
-        SEED_003_JAVASCRIPT
-            .replacen("https://k2-ussd-api.devlorde.xyz", &format!("http://{}", server.addr), 1)
-            .replacen("f7fa38ec-0e19-405c-820f-bf65912ab4ec", id, 1)
-    );
+    let script = replace_once(&js_snippet, "https://k2-ussd-api.devlorde.xyz", &format!("http://{}", server.addr));
+    let script = replace_once(&script, "f7fa38ec-0e19-405c-820f-bf65912ab4ec", id);
+    // The seed's usage example takes `jwtToken` as given: define it first.
+    let script = format!("const jwtToken = {};\n{script}", serde_json::to_string(&jwt).unwrap());
     let printed = run("node", &["--input-type=module", "-"], &script);
     assert!(printed.contains(&format!("API Key deleted successfully: {id}")), "{printed}");
     assert!(printed.contains(&format!("API Key {id} was deleted at ")), "{printed}");

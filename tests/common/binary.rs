@@ -167,3 +167,34 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
         }
     }
 }
+
+impl Server {
+    /// Like [`Server::start`], with extra command-line arguments after `serve --db <db> --bind
+    /// 127.0.0.1:0` (e.g. `--jwt-ttl 5`). `APIKEYD_JWT_TTL` is cleared unless `env` sets it.
+    pub fn start_with_args(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_apikeyd"));
+        cmd.args(["serve", "--db"]).arg(db).args(["--bind", "127.0.0.1:0"]).args(args);
+        cmd.env_remove("APIKEYD_ROOT_KEY").env_remove("APIKEYD_DB").env_remove("APIKEYD_BIND");
+        cmd.env_remove("APIKEYD_JWT_TTL");
+        cmd.env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        start_command(cmd)
+    }
+
+    /// SIGKILLs the server and returns everything it wrote to stderr: waits (bounded) until
+    /// the reader thread has seen end of file, so nothing written before the kill is missed.
+    pub fn stop_and_collect_stderr(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        // The reader thread holds the other reference to the buffer until the pipe closes.
+        let deadline = std::time::Instant::now() + STARTUP_LIMIT;
+        while Arc::strong_count(&self.stderr) > 1 {
+            assert!(std::time::Instant::now() < deadline, "stderr reader did not finish");
+            thread::sleep(Duration::from_millis(10));
+        }
+        let text = self.stderr.lock().unwrap().clone();
+        text
+    }
+}

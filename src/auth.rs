@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header::{HeaderMap, AUTHORIZATION};
+use actix_web::http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::error::{ApiError, Failure, Family};
@@ -24,8 +24,9 @@ use crate::store::audit::AuditContext;
 use crate::timestamp::Timestamp;
 use crate::{verify, AppState};
 
-/// The shard-node family's credential header.
-pub const USER_API_KEY: &str = "x-user-api-key";
+/// The shard-node family's credential header. A `HeaderName` constant: a look-up by `&str`
+/// would parse the name again on every request.
+pub const USER_API_KEY: HeaderName = HeaderName::from_static("x-user-api-key");
 /// The one 401 message for a failed credential: which check failed is never said.
 pub const UNAUTHORIZED: &str = "API key required or invalid API key";
 

@@ -227,9 +227,24 @@ pub enum GrantError {
     Empty,
 }
 
+/// How a [`Grant`] is written out: the [`GrantBody`] shape, borrowed.
+#[derive(Serialize)]
+struct GrantRef<'a> {
+    path: &'a str,
+    access: Access,
+}
+
 /// A key's grants, validated and de-duplicated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grants(Vec<Grant>);
+
+/// Serialises as the list of [`GrantBody`] shapes, without building them: the verify
+/// response writes a key's grants on every call.
+impl Serialize for Grants {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|g| GrantRef { path: g.path.as_str(), access: g.access }))
+    }
+}
 
 impl Grants {
     /// Read and write on `/`: what a root key holds.
@@ -307,6 +322,17 @@ mod tests {
         let bodies: Vec<GrantBody> =
             list.iter().map(|(path, access)| GrantBody { path: (*path).to_owned(), access: *access }).collect();
         Grants::from_bodies(&bodies).unwrap()
+    }
+
+    #[test]
+    fn grants_serialise_exactly_as_their_bodies() {
+        let g = grants(&[("/a", Access::Read), ("/b/c", Access::ReadWrite), ("/", Access::Write)]);
+        let direct = serde_json::to_string(&g).unwrap();
+        assert_eq!(direct, serde_json::to_string(&g.to_bodies()).unwrap());
+        assert_eq!(
+            direct,
+            r#"[{"path":"/a","access":"read"},{"path":"/b/c","access":"read_write"},{"path":"/","access":"write"}]"#
+        );
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Is this key good for this path? The one question every family's authentication and the
 //! verify and forward-auth endpoints ask, answered with one code.
 //!
-//! How keys are found, and why: each check parses the key (the checksum refuses garbage
-//! with no I/O), then does one SQLite point look-up by the unique `key_hash` index, inline
-//! on the async worker through the small hot pool (`Db::read_inline`), with no
-//! `spawn_blocking` hop and no write. Reading the database on every check is what makes a
-//! revoke or delete honoured from the very next request, including one made by another
-//! process (the CLI) on the same file: there is no cache to invalidate. See BENCHMARKS.md
-//! for the measured cost against the `/healthz` ceiling.
+//! How keys are found: each check parses the key (the checksum refuses garbage with no I/O),
+//! hashes it, and asks the in-memory index (`index`), which answers from a hash map after one
+//! 48-byte `pread` of the WAL-index header proves nothing was committed since its last
+//! refresh; a miss or a moved header falls through to a SQLite point look-up by the unique
+//! `key_hash` index, inline on the worker. Chosen by measurement (BENCHMARKS.md, and the
+//! figures in `index`): a pooled SQLite look-up per request reached about 30% of the
+//! `/healthz` ceiling, the index about twice that, with revocations by this server or by
+//! another process on the same file still honoured from the very next request. Nothing here
+//! writes: `last_used_at` goes to `usage`, which writes in batches.
 
 use serde::Serialize;
 

@@ -77,7 +77,7 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                USER_API_KEY,
+                USER_API_KEY.as_str(),
                 "An API key (`sk-…`); if sent with `Authorization`, both must name the same key",
             ))),
         );

@@ -10,12 +10,12 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::body::{native_ok, NativeOk};
-use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+use actix_web::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 
 use crate::auth::{credential, over_failure_budget};
 use crate::error::schema::NativeError;
 use crate::error::{ApiError, Failure, Native};
-use crate::grants::{Access, GrantBody, GrantPath};
+use crate::grants::{Access, GrantBody, GrantPath, Grants};
 use crate::model::KeyId;
 use crate::timestamp::Timestamp;
 use crate::verify::{self, Code, Need};
@@ -97,7 +97,7 @@ pub async fn verify_key(
         key_id: key.map(|k| k.id),
         key_uuid: key.map(|k| k.uuid),
         application_id: key.and_then(|k| k.application_uuid),
-        grants: key.map(|k| k.grants.to_bodies()),
+        grants: key.map(|k| &*k.grants),
         expires_at: key.and_then(|k| k.expires_at),
     });
     if let Some(seconds) = retry_after {
@@ -109,9 +109,10 @@ pub async fn verify_key(
 }
 
 /// The `data` of a verify response. The key's fields are null when `code` is `NOT_FOUND` or
-/// `RATE_LIMITED`.
+/// `RATE_LIMITED`. Borrows the key's grants: the answer is written once, straight from the
+/// index entry.
 #[derive(Serialize, ToSchema)]
-pub struct Verdict {
+pub struct Verdict<'a> {
     /// True exactly when `code` is `VALID`.
     valid: bool,
     /// Why.
@@ -120,7 +121,8 @@ pub struct Verdict {
     key_id: Option<KeyId>,
     key_uuid: Option<Uuid>,
     application_id: Option<Uuid>,
-    grants: Option<Vec<GrantBody>>,
+    #[schema(value_type = Option<Vec<GrantBody>>)]
+    grants: Option<&'a Grants>,
     expires_at: Option<Timestamp>,
 }
 
@@ -153,8 +155,11 @@ pub struct ForwardQuery {
     access: Option<Access>,
 }
 
-const ORIGINAL_URI: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
-const ORIGINAL_METHOD: [&str; 2] = ["x-original-method", "x-forwarded-method"];
+// Header names as constants: looking a header up by `&str` parses the name on every call.
+const ORIGINAL_URI: [HeaderName; 2] =
+    [HeaderName::from_static("x-original-uri"), HeaderName::from_static("x-forwarded-uri")];
+const ORIGINAL_METHOD: [HeaderName; 2] =
+    [HeaderName::from_static("x-original-method"), HeaderName::from_static("x-forwarded-method")];
 
 /// /auth, any method — forward-auth for gateways. Key from `x-user-api-key` or
 /// `Authorization: Bearer`; path from `X-Original-URI`, `X-Forwarded-Uri` or `?path=`; access
@@ -193,8 +198,8 @@ pub async fn forward_auth(
     req: HttpRequest,
     query: web::Query<ForwardQuery>,
 ) -> Result<HttpResponse, Failure<Native>> {
-    let header = |names: [&str; 2]| {
-        names.iter().find_map(|n| req.headers().get(*n)).map(|v| v.to_str().map(str::to_owned).map_err(|_| ()))
+    let header = |names: &[HeaderName; 2]| {
+        names.iter().find_map(|n| req.headers().get(n)).map(|v| v.to_str().map(str::to_owned).map_err(|_| ()))
     };
     let refuse = || match over_failure_budget(&state, &req) {
         Some(seconds) => HttpResponse::TooManyRequests().insert_header((RETRY_AFTER, seconds.to_string())).finish(),
@@ -206,7 +211,7 @@ pub async fn forward_auth(
     let Some(key) = found.filter(|k| verify::judge(Some(k), None, now) == Code::Valid) else {
         return Ok(refuse());
     };
-    let path = match header(ORIGINAL_URI) {
+    let path = match header(&ORIGINAL_URI) {
         Some(Ok(uri)) => GrantPath::from_request_uri(&uri),
         Some(Err(())) => return Ok(HttpResponse::Forbidden().finish()),
         // The query extractor has already decoded the value once: parse, never decode again.
@@ -215,7 +220,7 @@ pub async fn forward_auth(
             .as_deref()
             .map_or(Ok(GrantPath::root()), |p| GrantPath::parse(p.split(['?', '#']).next().unwrap_or(""))),
     };
-    let access = match header(ORIGINAL_METHOD) {
+    let access = match header(&ORIGINAL_METHOD) {
         Some(Ok(method)) => Access::for_method(&method),
         Some(Err(())) => Access::Write,
         None => query.access.unwrap_or(Access::Read),

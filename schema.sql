@@ -1,6 +1,6 @@
--- apikeyd schema, version 1. The whole current schema: a new database runs this file once
--- and sets PRAGMA user_version = 1. Later versions add numbered migration steps in
--- src/db.rs and update this file to match what the steps produce.
+-- apikeyd schema, version 2. The whole current schema: a new database runs this file once
+-- and sets PRAGMA user_version = 2. A database of an older version runs the numbered
+-- migration steps in src/db.rs instead, which produce exactly this.
 
 -- Tenants. A key with an application sees and manages only that application's keys.
 CREATE TABLE applications (
@@ -26,7 +26,6 @@ CREATE TABLE api_keys (
     revoked_at      INTEGER,
     deleted_at      INTEGER,
     expires_at      INTEGER,
-    last_used_at    INTEGER,
     created_by      INTEGER REFERENCES api_keys (id),
     application_id  INTEGER REFERENCES applications (id)
 ) STRICT;
@@ -44,6 +43,27 @@ CREATE TABLE audit_log (
 ) STRICT;
 
 CREATE INDEX audit_log_by_key ON audit_log (key_id);
+
+-- When each key last authenticated, at one-minute resolution, written in batches (src/usage.rs).
+-- Its own narrow table: at a million keys in use a flush rewrites up to one row per key, and
+-- rewriting rows here touches a few thousand small pages where rewriting api_keys rows
+-- touched most of that wide table. No REFERENCES clause: key rows are never removed, and the
+-- foreign-key check would read api_keys on every write, which this table exists to avoid.
+CREATE TABLE key_usage (
+    key_id        INTEGER PRIMARY KEY,      -- api_keys.id
+    last_used_at  INTEGER NOT NULL
+) STRICT;
+
+-- Every application made, in the same transaction as the application (who, when, which
+-- request). Kept apart from audit_log, which is the change feed of keys (src/index.rs).
+CREATE TABLE application_audit (
+    id              INTEGER PRIMARY KEY,
+    at              INTEGER NOT NULL,
+    action          TEXT    NOT NULL CHECK (action IN ('create')),
+    application_id  INTEGER NOT NULL REFERENCES applications (id),
+    actor_key_id    INTEGER REFERENCES api_keys (id),
+    request_id      TEXT
+) STRICT;
 
 -- Server-side settings and secrets that must survive restarts (e.g. a signing secret).
 CREATE TABLE settings (

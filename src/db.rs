@@ -20,10 +20,27 @@ use crate::writer::Writer;
 /// The complete current schema.
 const SCHEMA: &str = include_str!("../schema.sql");
 /// The schema version `SCHEMA` produces.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// Steps from version N to N+1, for N = 1, 2, ...; each runs in its own transaction.
 /// Never edit a shipped step: add one and update schema.sql to match.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[
+    // 1 -> 2: last_used_at moves to its own narrow table; applications get an audit trail.
+    "CREATE TABLE key_usage (
+         key_id        INTEGER PRIMARY KEY,
+         last_used_at  INTEGER NOT NULL
+     ) STRICT;
+     INSERT INTO key_usage (key_id, last_used_at)
+         SELECT id, last_used_at FROM api_keys WHERE last_used_at IS NOT NULL;
+     ALTER TABLE api_keys DROP COLUMN last_used_at;
+     CREATE TABLE application_audit (
+         id              INTEGER PRIMARY KEY,
+         at              INTEGER NOT NULL,
+         action          TEXT    NOT NULL CHECK (action IN ('create')),
+         application_id  INTEGER NOT NULL REFERENCES applications (id),
+         actor_key_id    INTEGER REFERENCES api_keys (id),
+         request_id      TEXT
+     ) STRICT;",
+];
 /// How long a connection waits for another writer (the CLI, another process) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read connections kept open for the blocking pool.
@@ -335,6 +352,85 @@ mod tests {
                 .unwrap();
             assert_eq!(tables, 1);
         }
+    }
+
+    /// Tables, columns, indexes, foreign keys and the normalised CREATE text of each object:
+    /// what must be the same for a migrated and a fresh database.
+    fn schema_shape(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
+            .unwrap();
+        let objects: Vec<(String, String, String, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut shape = Vec::new();
+        for (kind, name, table, sql) in objects {
+            // Comments and line breaks differ between schema.sql and ALTER-edited text.
+            let sql: String = sql
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.split("--").next().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join(" ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace("( ", "(")
+                .replace(" )", ")")
+                .replace(" ,", ",");
+            shape.push(format!("{kind} {name} on {table}: {sql}"));
+            if kind == "table" {
+                for pragma in ["table_xinfo", "foreign_key_list", "index_list"] {
+                    let mut p = conn.prepare(&format!("SELECT * FROM pragma_{pragma}(?1)")).unwrap();
+                    let n = p.column_count();
+                    let rows = p
+                        .query_map([&name], |r| {
+                            (0..n)
+                                .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
+                                .collect::<Result<Vec<_>, _>>()
+                        })
+                        .unwrap();
+                    for row in rows {
+                        shape.push(format!("{pragma} {name}: {}", row.unwrap().join(" ")));
+                    }
+                }
+            }
+        }
+        shape
+    }
+
+    #[test]
+    fn a_version_1_database_migrates_to_the_fresh_schema_keeping_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&old).unwrap();
+            conn.execute_batch(include_str!("../tests/data/schema_v1.sql")).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO api_keys (uuid, title, prefix, key_hash, grants, created_at, last_used_at) \
+                 VALUES ('u1', 'used', 'sk-a', zeroblob(32), '[]', 1, 123456), \
+                        ('u2', 'unused', 'sk-b', randomblob(32), '[]', 2, NULL);",
+            )
+            .unwrap();
+        }
+        let migrated = open_connection(&old).unwrap();
+        let v: i64 = migrated.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let usage: Vec<(i64, i64)> = migrated
+            .prepare("SELECT key_id, last_used_at FROM key_usage ORDER BY key_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(usage, [(1, 123_456)]);
+        let titles: i64 = migrated.query_row("SELECT count(*) FROM api_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(titles, 2);
+        let fresh = open_connection(&dir.path().join("fresh.db")).unwrap();
+        assert_eq!(schema_shape(&migrated), schema_shape(&fresh));
     }
 
     #[test]

@@ -136,8 +136,8 @@ async fn every_mutation_of_every_family_writes_exactly_its_audit_row() {
     assert_eq!(r.status, 200, "{}", r.raw);
     assert_eq!(audit_after(&env, before), [row("delete", id, actor, &r)]);
 
-    // Applications: creating an application changes no key, and the audit log records key
-    // changes only (its key_id is NOT NULL): no row.
+    // Applications: creating an application changes no key, so the key change feed gets no
+    // row; application_audit gets exactly one, naming the actor and the request.
     let before = last_audit_id(&env);
     let r = send(
         &app,
@@ -149,6 +149,20 @@ async fn every_mutation_of_every_family_writes_exactly_its_audit_row() {
     .await;
     assert_eq!(r.status, 201, "{}", r.raw);
     assert_eq!(audit_after(&env, before), []);
+    let app_rows: Vec<(String, String, Option<i64>, Option<String>)> = side(&env)
+        .prepare(
+            "SELECT l.action, a.uuid, l.actor_key_id, l.request_id FROM application_audit l \
+             JOIN applications a ON a.id = l.application_id WHERE a.uuid = ?1",
+        )
+        .unwrap()
+        .query_map([r.body["id"].as_str().unwrap()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        app_rows,
+        [("create".to_owned(), r.body["id"].as_str().unwrap().to_owned(), Some(actor), request_id(&r))]
+    );
     // Create a key in an application, revoke it.
     let before = last_audit_id(&env);
     let keys_uri = format!("/api/v1/applications/{}/api-keys", a.uuid);
@@ -303,6 +317,22 @@ async fn when_the_audit_row_cannot_be_written_the_change_rolls_back_and_the_answ
     for key in targets {
         assert_eq!(verify_code(&app, key).await, "VALID");
     }
+
+    // An application whose audit row cannot be written is not created either.
+    side(&env)
+        .execute_batch(
+            "CREATE TRIGGER fail_app_audit BEFORE INSERT ON application_audit \
+             BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+        )
+        .unwrap();
+    let apps =
+        |env: &TestEnv| -> i64 { side(env).query_row("SELECT count(*) FROM applications", [], |r| r.get(0)).unwrap() };
+    let apps_before = apps(&env);
+    let r = send(&app, native(TestRequest::post().uri("/api/v1/applications")).set_json(json!({"name": "X"}))).await;
+    assert_eq!(r.body, applications_500, "{}", r.raw);
+    assert_generic_500(&r, "applications create application");
+    assert_eq!(apps(&env), apps_before);
+    side(&env).execute_batch("DROP TRIGGER fail_app_audit;").unwrap();
 
     // Positive control: without the trigger the same revoke goes through, audited.
     side(&env).execute_batch("DROP TRIGGER fail_audit;").unwrap();

@@ -288,7 +288,7 @@ fn graceful_shutdown_flushes_last_used_at() {
     assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
     let conn = apikeyd::db::open_connection(&db).unwrap();
     let used: Option<i64> =
-        conn.query_row("SELECT last_used_at FROM api_keys WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+        conn.query_row("SELECT (SELECT last_used_at FROM key_usage WHERE key_id = ?1)", [id], |r| r.get(0)).unwrap();
     assert!(used.is_some(), "last_used_at flushed at shutdown");
 }
 

@@ -227,8 +227,10 @@ async fn last_used_at_is_batched_not_written_per_request() {
     let (id, key) = env.insert_key(grants(&[("/data", Access::Read)]), None);
     let stored = || {
         let conn = apikeyd::db::open_connection(&env.db_path()).unwrap();
-        conn.query_row("SELECT last_used_at FROM api_keys WHERE id = ?1", [id.0], |r| r.get::<_, Option<i64>>(0))
-            .unwrap()
+        conn.query_row("SELECT (SELECT last_used_at FROM key_usage WHERE key_id = ?1)", [id.0], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .unwrap()
     };
     let before = Timestamp::now();
     for _ in 0..20 {
@@ -252,4 +254,21 @@ async fn last_used_at_is_batched_not_written_per_request() {
         send(&app, TestRequest::get().uri(&format!("/api/v1/keys/{}", other_id.0)).insert_header(bearer(&env.root)))
             .await;
     assert_eq!(r.body["data"]["last_used_at"], Value::Null);
+}
+
+#[actix_web::test]
+async fn a_flush_larger_than_one_chunk_writes_every_pending_value() {
+    let env = TestEnv::new();
+    let now = Timestamp::now();
+    let n = apikeyd::usage::FLUSH_CHUNK * 2 + 500;
+    for id in 1..=n {
+        env.state.usage.record(apikeyd::model::KeyId(i64::try_from(id).unwrap()), now);
+    }
+    assert_eq!(env.state.usage.flush(&env.state.db).await.unwrap(), n);
+    let conn = apikeyd::db::open_connection(&env.db_path()).unwrap();
+    let (rows, at): (i64, i64) = conn
+        .query_row("SELECT count(*), min(last_used_at) FROM key_usage", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!((rows, at), (i64::try_from(n).unwrap(), now.millis()));
+    assert_eq!(env.state.usage.pending(), 0);
 }

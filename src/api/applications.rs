@@ -14,6 +14,7 @@ use crate::error::{ApiError, Applications, Failure};
 use crate::manage::{self, KeySpec};
 use crate::model::{Application, Scope};
 use crate::store::applications::{insert_application, list_applications as select_applications};
+use crate::store::audit::insert_application_audit;
 use crate::store::keys::{find_key_by_uuid, list_keys};
 use crate::timestamp::Timestamp;
 use crate::AppState;
@@ -77,9 +78,15 @@ pub async fn create_application(
         return Err(ApiError::Forbidden("Only a global key can create applications").into());
     }
     let name = manage::validate_title(body.name.as_ref(), "name")?;
-    let at = Timestamp::now();
-    let app =
-        state.db.write(move |conn| Ok::<_, ApiError>(insert_application(conn, Uuid::new_v4(), &name, at)?)).await?;
+    let ctx = caller.audit();
+    let app = state
+        .db
+        .write(move |conn| {
+            let app = insert_application(conn, Uuid::new_v4(), &name, ctx.at)?;
+            insert_application_audit(conn, app.id, &ctx)?;
+            Ok::<_, ApiError>(app)
+        })
+        .await?;
     Ok(HttpResponse::Created().json(app))
 }
 

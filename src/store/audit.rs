@@ -1,11 +1,12 @@
-//! The `audit_log` table: one row per create, revoke and delete, written in the same
-//! transaction as the change it records.
+//! The `audit_log` table: one row per create, revoke and delete of a key, written in the
+//! same transaction as the change it records; and `application_audit`, the same for
+//! applications.
 
 use rusqlite::{params, Connection};
 
 use crate::keys::KeyHash;
 
-use crate::model::KeyId;
+use crate::model::{AppId, KeyId};
 use crate::timestamp::Timestamp;
 
 /// What happened to a key.
@@ -46,6 +47,16 @@ pub fn insert_audit(conn: &Connection, action: Action, key: KeyId, ctx: &AuditCo
         "INSERT INTO audit_log (at, action, key_id, actor_key_id, request_id) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![ctx.at.millis(), action.as_str(), key.0, ctx.actor.map(|k| k.0), ctx.request_id])?;
+    Ok(())
+}
+
+/// Appends the audit row of a new application.
+pub fn insert_application_audit(conn: &Connection, app: AppId, ctx: &AuditContext) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO application_audit (at, action, application_id, actor_key_id, request_id) \
+         VALUES (?1, 'create', ?2, ?3, ?4)",
+    )?
+    .execute(params![ctx.at.millis(), app.0, ctx.actor.map(|k| k.0), ctx.request_id])?;
     Ok(())
 }
 

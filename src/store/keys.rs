@@ -1,4 +1,4 @@
-//! The `api_keys` table.
+//! The `api_keys` table, and `key_usage`, which holds each key's `last_used_at`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +12,8 @@ use crate::model::{AppId, KeyAuth, KeyId, KeyRecord, Scope, Status};
 use crate::timestamp::Timestamp;
 
 const COLUMNS: &str = "id, uuid, title, prefix, grants, status, created_at, revoked_at, deleted_at, \
-                       expires_at, last_used_at, created_by, application_id, \
+                       expires_at, (SELECT u.last_used_at FROM key_usage u WHERE u.key_id = api_keys.id), \
+                       created_by, application_id, \
                        (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id)";
 
 /// What a new row holds; the id is assigned by SQLite.
@@ -135,10 +136,13 @@ pub fn mark_deleted(conn: &Connection, id: KeyId, at: Timestamp) -> rusqlite::Re
     Ok(n == 1)
 }
 
-/// Moves `last_used_at` forward to `at` (never backward: flushes may arrive out of order).
+/// Moves the key's `last_used_at` forward to `at` (never backward: flushes may arrive out of
+/// order).
 pub fn touch_last_used(conn: &Connection, id: KeyId, at: Timestamp) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+        "INSERT INTO key_usage (key_id, last_used_at) VALUES (?1, ?2) \
+         ON CONFLICT (key_id) DO UPDATE SET last_used_at = excluded.last_used_at \
+         WHERE excluded.last_used_at > key_usage.last_used_at",
     )?
     .execute(params![id.0, at.millis()])?;
     Ok(())

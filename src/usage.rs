@@ -31,7 +31,13 @@ pub const RESOLUTION_MS: i64 = 60_000;
 /// Most rows one flush transaction writes.
 pub const FLUSH_CHUNK: usize = 1_000;
 
-/// Pending `last_used_at` values, newest per key.
+/// Pending `last_used_at` values, newest per key, and which keys were queued recently.
+///
+/// Every successful authentication calls [`Usage::record`] under one mutex, so nothing done
+/// under it may grow with the number of keys: at a million keys, sweeping or refilling a
+/// million-entry map there stalled every worker for milliseconds (verify p99). Hence
+/// [`Usage::take`] swaps the pending map out whole, and "recent" is two maps that trade
+/// places every [`RESOLUTION_MS`] instead of being swept.
 #[derive(Default)]
 pub struct Usage {
     inner: Mutex<Inner>,
@@ -39,23 +45,33 @@ pub struct Usage {
 
 #[derive(Default)]
 struct Inner {
-    /// Not yet written.
+    /// Not yet handed to a flush.
     pending: HashMap<KeyId, Timestamp>,
-    /// Written (or being written) within the last [`RESOLUTION_MS`].
+    /// Keys queued in the current window, with the time they were queued.
     recent: HashMap<KeyId, Timestamp>,
+    /// The same for the window before; older entries cannot matter and are dropped whole.
+    previous: HashMap<KeyId, Timestamp>,
+    /// When `recent` began (ms).
+    window_start: i64,
 }
 
 impl Usage {
     /// Notes that `key` authenticated at `at`. O(1), no I/O.
     pub fn record(&self, key: KeyId, at: Timestamp) {
         let mut inner = self.lock();
-        if inner.recent.get(&key).is_some_and(|w| at.millis() - w.millis() < RESOLUTION_MS) {
+        if let Some(slot) = inner.pending.get_mut(&key) {
+            if *slot < at {
+                *slot = at;
+            }
             return;
         }
-        let slot = inner.pending.entry(key).or_insert(at);
-        if *slot < at {
-            *slot = at;
+        let queued_within_window =
+            |map: &HashMap<KeyId, Timestamp>| map.get(&key).is_some_and(|w| at.millis() - w.millis() < RESOLUTION_MS);
+        if queued_within_window(&inner.recent) || queued_within_window(&inner.previous) {
+            return;
         }
+        inner.pending.insert(key, at);
+        inner.recent.insert(key, at);
     }
 
     /// How many keys have an unwritten value.
@@ -63,13 +79,19 @@ impl Usage {
         self.lock().pending.len()
     }
 
-    fn take(&self) -> Vec<(KeyId, Timestamp)> {
+    /// The pending values, leaving none; O(1) under the lock. A map that aged out is
+    /// returned with them so that it is freed after the lock is released.
+    fn take(&self) -> (HashMap<KeyId, Timestamp>, HashMap<KeyId, Timestamp>) {
+        let now = Timestamp::now().millis();
         let mut inner = self.lock();
-        let batch: Vec<(KeyId, Timestamp)> = inner.pending.drain().collect();
-        let now = Timestamp::now();
-        inner.recent.retain(|_, w| now.millis() - w.millis() < RESOLUTION_MS);
-        inner.recent.extend(batch.iter().copied());
-        batch
+        let batch = std::mem::take(&mut inner.pending);
+        let mut expired = HashMap::new();
+        if now - inner.window_start >= RESOLUTION_MS {
+            let recent = std::mem::take(&mut inner.recent);
+            expired = std::mem::replace(&mut inner.previous, recent);
+            inner.window_start = now;
+        }
+        (batch, expired)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -81,11 +103,22 @@ impl Usage {
     /// Writes every pending value, in id order, [`FLUSH_CHUNK`] rows per transaction.
     /// Returns how many keys were written; on an error, the chunks before it stay written.
     pub async fn flush(&self, db: &Db) -> Result<usize, ApiError> {
-        let mut batch = self.take();
-        batch.sort_unstable_by_key(|(key, _)| *key);
+        let (batch, expired) = self.take();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        // Sorting a big batch takes milliseconds: off the async worker, which would stall
+        // every connection it serves meanwhile.
+        let chunks = tokio::task::spawn_blocking(move || {
+            drop(expired);
+            let mut rows: Vec<(KeyId, Timestamp)> = batch.into_iter().collect();
+            rows.sort_unstable_by_key(|(key, _)| *key);
+            rows.chunks(FLUSH_CHUNK).map(<[_]>::to_vec).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
         let mut written = 0;
-        for chunk in batch.chunks(FLUSH_CHUNK) {
-            let chunk = chunk.to_vec();
+        for chunk in chunks {
             let n = chunk.len();
             db.write(move |conn| {
                 for (key, at) in &chunk {
@@ -104,18 +137,45 @@ impl Usage {
 mod tests {
     use super::*;
 
+    fn taken(usage: &Usage) -> Vec<(KeyId, Timestamp)> {
+        let mut rows: Vec<_> = usage.take().0.into_iter().collect();
+        rows.sort_unstable();
+        rows
+    }
+
     #[test]
     fn a_key_is_queued_once_per_resolution_window() {
         let usage = Usage::default();
         let k = KeyId(1);
         usage.record(k, Timestamp::from_millis(1_000));
         usage.record(k, Timestamp::from_millis(2_000));
-        assert_eq!(usage.take(), vec![(k, Timestamp::from_millis(2_000))]);
-        // Written just now: further uses inside the window are not queued again...
+        assert_eq!(taken(&usage), vec![(k, Timestamp::from_millis(2_000))]);
+        // Queued just now: further uses inside the window are not queued again...
         usage.record(k, Timestamp::from_millis(3_000));
         assert_eq!(usage.pending(), 0);
         // ...but one past the window is.
-        usage.record(k, Timestamp::from_millis(2_000 + RESOLUTION_MS));
+        usage.record(k, Timestamp::from_millis(1_000 + RESOLUTION_MS));
         assert_eq!(usage.pending(), 1);
+    }
+
+    #[test]
+    fn recent_keys_survive_one_window_change_and_age_out_after_two() {
+        let usage = Usage::default();
+        let (a, b) = (KeyId(1), KeyId(2));
+        let now = Timestamp::now();
+        usage.record(a, now);
+        // The first take starts a window: `a` moves to the previous one, still remembered.
+        assert_eq!(taken(&usage), vec![(a, now)]);
+        usage.record(a, now.plus_millis(10));
+        assert_eq!(usage.pending(), 0, "queued within the window, in the previous map");
+        // Two window changes later `a` is forgotten, and may be queued again (the windows are
+        // moved back by hand; the times recorded stay close, so only forgetting lets it in).
+        usage.lock().window_start -= RESOLUTION_MS;
+        usage.record(b, now);
+        assert_eq!(taken(&usage), vec![(b, now)]);
+        usage.lock().window_start -= RESOLUTION_MS;
+        assert_eq!(taken(&usage), vec![]);
+        usage.record(a, now.plus_millis(20));
+        assert_eq!(taken(&usage), vec![(a, now.plus_millis(20))]);
     }
 }

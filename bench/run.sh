@@ -20,7 +20,7 @@ VENV=$BENCH/.venv
 # The exact command, with every knob that was set in the environment, for the report.
 COMMAND=""
 for knob in QUICK DURATION WARMUP SMALL_KEYS BIG_KEYS CONNS THREADS WRITE_CONNS PEER_WORKERS PEER_KEYS \
-    RETRIES WRITE_SHARE APIKEYD_BIN; do
+    RETRIES WRITE_SHARE PACE_MS APIKEYD_BIN; do
     [[ -n ${!knob:-} ]] && COMMAND+="$knob=${!knob} "
 done
 COMMAND+="bash bench/run.sh"
@@ -43,6 +43,7 @@ PEER_WORKERS=${PEER_WORKERS:-$(nproc)}
 PEER_KEYS=${PEER_KEYS:-$SMALL_KEYS}
 RETRIES=${RETRIES:-1}           # extra attempts for a run disturbed by other load
 WRITE_SHARE=${WRITE_SHARE:-0.01} # mixed run: writes per second as a share of the pure verify rate
+PACE_MS=${PACE_MS:-2}           # paced runs: pause per connection after each answer (ms)
 
 # Set by the environment, these would change what the server does; the script passes
 # everything explicitly.
@@ -258,6 +259,7 @@ put warmup "$WARMUP"
 put conns "$CONNS"
 put threads "$THREADS"
 put write_conns "$WRITE_CONNS"
+put pace_ms "$PACE_MS"
 put small_keys "$SMALL_KEYS"
 put big_keys "$BIG_KEYS"
 put peer_workers "$PEER_WORKERS"
@@ -302,6 +304,10 @@ BENCH_KEYS=$SMALL_FILE warm_up verify.lua "$SRV_URL"
 run_wrk health_small health.lua "$SRV_URL"
 BENCH_KEYS=$SMALL_FILE run_wrk verify_small verify.lua "$SRV_URL"
 BENCH_KEYS=$SMALL_FILE run_wrk auth_small auth.lua "$SRV_URL"
+# ---- latency under a paced load: every connection pauses PACE_MS after each answer
+BENCH_DELAY_MS=$PACE_MS run_wrk health_paced health.lua "$SRV_URL"
+BENCH_DELAY_MS=$PACE_MS BENCH_KEYS=$SMALL_FILE run_wrk verify_paced verify.lua "$SRV_URL"
+BENCH_DELAY_MS=$PACE_MS BENCH_KEYS=$SMALL_FILE run_wrk auth_paced auth.lua "$SRV_URL"
 put rss_small_kb "$(rss_kb "$SRV_PID" VmRSS)"
 
 # ---- mixed: valid-key verify load while a writer creates and revokes keys. The writer's

@@ -7,6 +7,14 @@
 -- run.sh's report.py parses these lines. The outcome counts are the check that a run
 -- measured what it claims (e.g. every answer VALID), not only that it answered 200.
 
+-- BENCH_DELAY_MS paces a run: each connection waits that long after every answer before it
+-- sends the next request (wrk's delay() hook), so the server is not saturated and latency
+-- is measured under a known, moderate load instead of at the point of collapse.
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if pause and pause > 0 then
+   function delay() return pause end
+end
+
 local threads = {}
 local next_id = 0
 

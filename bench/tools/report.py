@@ -120,7 +120,8 @@ def cmd_final(out):
         p(f"- **Warning: the machine was {busy}% busy (other processes) just before the run; figures are skewed.**")
     p(f"- Command: `{s['command']}` (apikeyd {s['git']}, {s['rustc']}; {s['wrk']})")
     p(f"- Load: wrk, {s['threads']} threads, {s['conns']} connections, {s['duration']} s per run "
-      f"(writes: {s['write_conns']} connections), after a {s['warmup']} s warm-up per server. "
+      f"(writes: {s['write_conns']} connections), after a {s['warmup']} s warm-up per server; paced runs: each "
+      f"connection pauses {s.get('pace_ms', '?')} ms after every answer. "
       f"Client and server share the machine's {s['nproc']} cores; nothing is pinned. "
       "Keys are drawn at random per request from a file of the keys that exist.")
     p("")
@@ -143,6 +144,16 @@ def cmd_final(out):
         f"{ratio(runs['verify_small']['rps'], h10['rps'])} of ceiling", only("verify_small", "VALID", "codes"))
     row("auth_small", "GET /auth, valid keys", ksmall,
         f"{ratio(runs['auth_small']['rps'], h10['rps'])} of ceiling", only("auth_small", "HTTP200", "status"))
+    pace = s.get("pace_ms", "?")
+    hp = runs["health_paced"]
+    row("health_paced", f"GET /healthz, paced ({pace} ms pause per connection)", ksmall, "1.00",
+        only("health_paced", "HTTP200", "200"))
+    row("verify_paced", f"POST /api/v1/keys/verify, valid keys, paced ({pace} ms)", ksmall,
+        f"p99 {ratio(runs['verify_paced']['p99_us'], hp['p99_us'])} of paced ceiling's",
+        only("verify_paced", "VALID", "codes"))
+    row("auth_paced", f"GET /auth, valid keys, paced ({pace} ms)", ksmall,
+        f"p99 {ratio(runs['auth_paced']['p99_us'], hp['p99_us'])} of paced ceiling's",
+        only("auth_paced", "HTTP200", "status"))
     hn = runs["health_nolimit"]
     row("health_nolimit", "GET /healthz (ceiling), failure limiter off", ksmall, "1.00", only("health_nolimit", "HTTP200", "200"))
     row("verify_unknown", "POST verify, unknown well-formed keys, limiter off", ksmall,
@@ -206,6 +217,12 @@ def cmd_final(out):
     p(f"| POST verify, {kbig} vs {ksmall} keys (req/s ratio; p99 ratio) | {ratio(runs['verify_big']['rps'], vs['rps'])}; "
       f"{ratio(runs['verify_big']['p99_us'], vs['p99_us'])} |")
     p(f"| GET /auth, {kbig} vs {ksmall} keys (req/s ratio) | {ratio(runs['auth_big']['rps'], runs['auth_small']['rps'])} |")
+    vp = runs["verify_paced"]
+    p(f"| Verify p50 / p99, {s['conns']} connections, saturated | {ms(vs['p50_us'])} / {ms(vs['p99_us'])} "
+      f"(ceiling's p99 {ms(h10['p99_us'])}) |")
+    p(f"| Verify p50 / p99, {s['conns']} connections paced at {num(vp['rps'])} req/s "
+      f"({vp['rps'] / vs['rps']:.0%} of saturated) | {ms(vp['p50_us'])} / {ms(vp['p99_us'])} "
+      f"(paced ceiling's p99 {ms(hp['p99_us'])}; target p99 <= 2 ms: {'met' if vp['p99_us'] <= 2000 else 'NOT met'}) |")
     p(f"| Mixed: verify p99 with writer / without | {ms(runs['mixed_verify']['p99_us'])} / {ms(vs['p99_us'])} = "
       f"{ratio(runs['mixed_verify']['p99_us'], vs['p99_us'])} |")
     p(f"| Mixed: verify req/s with writer / without | {num(runs['mixed_verify']['rps'])} / {num(vs['rps'])} = "

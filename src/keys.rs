@@ -23,6 +23,10 @@ pub const KEY_LEN: usize = PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
 const DISPLAY_BODY_CHARS: usize = 8;
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// Every well-formed key matches this (an ECMA-262 regex, for the OpenAPI document and for
+/// secret scanners, which drop the anchors). The checksum is the one rule it cannot state.
+pub const KEY_PATTERN: &str = "^sk-[0-9A-Za-z]{49}$";
+
 /// A plaintext key. Its `Debug` and `Display` show only the display prefix, so it can
 /// never reach a log by accident; [`ApiKey::expose`] is the one way to the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -108,6 +112,12 @@ impl fmt::Debug for KeyHash {
         }
         write!(f, "…)")
     }
+}
+
+/// True when `s` has a key's length, prefix and alphabet ([`KEY_PATTERN`]), whatever its
+/// checksum: text of this shape that fails [`ApiKey::parse`] is a mistyped key, not garbage.
+pub fn has_key_shape(s: &str) -> bool {
+    looks_like_key(s.as_bytes())
 }
 
 /// Right length, prefix and alphabet, checksum not yet checked.
@@ -237,6 +247,19 @@ mod tests {
                     assert!(ApiKey::parse(&s).is_err(), "transposition at {i} accepted");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_documented_pattern_states_the_shape_rule() {
+        assert_eq!(KEY_PATTERN, format!("^{PREFIX}[0-9A-Za-z]{{{}}}$", BODY_LEN + CHECKSUM_LEN));
+        let key = ApiKey::generate().unwrap();
+        assert!(has_key_shape(key.expose()));
+        let mut typo = key.expose().to_owned();
+        typo.replace_range(10..11, if &typo[10..11] == "a" { "b" } else { "a" });
+        assert!(has_key_shape(&typo) && ApiKey::parse(&typo).is_err());
+        for bad in ["", "sk-", &key.expose()[1..], &format!("{}0", key.expose()), &key.expose().replace("sk-", "sk_")] {
+            assert!(!has_key_shape(bad), "{bad}");
         }
     }
 

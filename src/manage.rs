@@ -146,6 +146,9 @@ pub fn revoke_key(
     }
 }
 
+/// What a delete by value says of a value that names no active key in the caller's scope.
+pub const NO_SUCH_ACTIVE_KEY: &str = "No such active API key";
+
 /// Deletes the active key whose plaintext hashes to `key`'s hash, within `scope`.
 /// Unknown, out-of-scope, revoked and already deleted keys are all 404 ("no such active key").
 pub fn delete_key_by_value(
@@ -158,7 +161,7 @@ pub fn delete_key_by_value(
     ensure_actor_usable(conn, ctx)?;
     let record = key_store::find_key_by_hash(conn, &key.hash())?
         .filter(|k| k.in_scope(scope) && k.status == Status::Active)
-        .ok_or(ApiError::NotFound("No such active API key".into()))?;
+        .ok_or(ApiError::NotFound(NO_SUCH_ACTIVE_KEY.into()))?;
     if current == Some(record.id) {
         return Err(ApiError::BadRequest {
             code: "cannot_delete_current_key",

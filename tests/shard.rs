@@ -170,7 +170,15 @@ async fn delete_error_rows() {
     assert_shard_error(&send(&app, bare().uri("/api-key?valu=x")).await, 400, "invalid_request");
     let not_json = bare().insert_header(("content-type", "application/json")).set_payload("value=x");
     assert_shard_error(&send(&app, not_json).await, 400, "invalid_request");
-    assert_shard_error(&send(&app, delete_by_query(&env.root, &mangled)).await, 400, "invalid_request");
+    // Not shaped like a key: 400. Shaped like one but failing its checksum (a typo): it names
+    // no key, 404, as an unknown key does; the key it was mistyped from is untouched.
+    let r = send(&app, delete_by_query(&env.root, &target[..target.len() - 1])).await;
+    assert_shard_error(&r, 400, "invalid_request");
+    assert_eq!(r.body["message"], "value is not a well-formed API key");
+    let r = send(&app, delete_by_query(&env.root, &mangled)).await;
+    assert_shard_error(&r, 404, "not_found");
+    assert_eq!(r.body["message"], "No such active API key");
+    assert_eq!(send(&app, TestRequest::get().uri("/api/v1/keys").insert_header(bearer(&target))).await.status, 200);
     assert_shard_error(&send(&app, delete_by_query(&env.root, &env.root)).await, 400, "cannot_delete_current_key");
     assert_shard_error(&send(&app, delete_by_query(&env.root, &unknown)).await, 404, "not_found");
     assert_shard_error(&send(&app, delete_by_query(&env.root, &revoked)).await, 404, "not_found");

@@ -14,7 +14,7 @@ use crate::config::{MAX_BODY_BYTES, MAX_TITLE_CHARS};
 use crate::error::schema::ShardError;
 use crate::error::{ApiError, Failure, Shard};
 use crate::grants::{Access, GrantPath, Grants};
-use crate::keys::ApiKey;
+use crate::keys::{self, ApiKey};
 use crate::manage::{self, KeySpec};
 use crate::model::{KeyId, Status};
 use crate::timestamp::Timestamp;
@@ -132,15 +132,22 @@ fn shard_title(path: &GrantPath) -> String {
 #[into_params(parameter_in = Query)]
 pub struct ValueQuery {
     /// The key to delete (carries a secret in the URL: the access log never records queries).
+    #[param(schema_with = key_value_schema)]
     value: Option<String>,
 }
 
-/// JSON body of DELETE /api-key.
+/// JSON body of DELETE /api-key. When a body is sent, `value` is in it.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValueBody {
     /// The key to delete.
-    value: Option<String>,
+    #[schema(schema_with = key_value_schema)]
+    value: String,
+}
+
+/// A key value as the document states it: its shape ([`keys::KEY_PATTERN`]).
+fn key_value_schema() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new().schema_type(Type::String).pattern(Some(keys::KEY_PATTERN)).build()
 }
 
 /// Body of DELETE /api-key's answer.
@@ -155,9 +162,10 @@ pub struct DeletedKey {
 
 /// DELETE /api-key — needs write on `/`. The key to delete comes as `{"value"}` or
 /// `?value=` (the seed's own clients send the query and no body); both given and different
-/// is 400. 200 `{id, uuid, status: "deleted", deleted_at}`; 400 missing, empty or malformed
-/// value, or the caller's own key; 401; 403; 404 no such active key in the caller's scope;
-/// 413; 429; 503.
+/// is 400. 200 `{id, uuid, status: "deleted", deleted_at}`; 400 missing or empty value, one
+/// not shaped like a key (`^sk-[0-9A-Za-z]{49}$`), a body without `value`, or the caller's
+/// own key; 401; 403; 404 no such active key in the caller's scope (also a key-shaped value
+/// whose checksum fails); 413; 429; 503.
 #[utoipa::path(
     delete,
     path = "/api-key",
@@ -167,10 +175,10 @@ pub struct DeletedKey {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Deleted", body = DeletedKey),
-        (status = 400, description = "Missing, empty or malformed value; query and body differ; the caller's own key", body = ShardError),
+        (status = 400, description = "Missing or empty value, or not shaped like a key; query and body differ; the caller's own key", body = ShardError),
         (status = 401, description = "Missing or bad credential", body = ShardError),
         (status = 403, description = "No write on `/`", body = ShardError),
-        (status = 404, description = "No such active key in the caller's scope", body = ShardError),
+        (status = 404, description = "No such active key in the caller's scope (also a key-shaped value whose checksum fails)", body = ShardError),
         (status = 413, description = "Body over 16 KiB", body = ShardError),
         (status = 429, description = "Too many failed authentications", body = ShardError),
         (status = 503, description = "Write queue full", body = ShardError),
@@ -186,7 +194,7 @@ pub async fn delete_key_by_value(
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<ValueBody>(&body).map_err(|e| ApiError::from_serde(&e))?.value
+        Some(serde_json::from_slice::<ValueBody>(&body).map_err(|e| ApiError::from_serde(&e))?.value)
     };
     let value = match (query.into_inner().value, from_body) {
         (Some(q), Some(b)) if q != b => {
@@ -195,7 +203,12 @@ pub async fn delete_key_by_value(
         (q, b) => q.or(b),
     };
     let value = value.filter(|v| !v.is_empty()).ok_or_else(|| ApiError::invalid("value", "value is required"))?;
-    let key = ApiKey::parse(&value).map_err(|_| ApiError::invalid("value", "value is not a well-formed API key"))?;
+    if !keys::has_key_shape(&value) {
+        return Err(ApiError::invalid("value", "value is not a well-formed API key").into());
+    }
+    // The right shape with a failing checksum is a mistyped key: it names no key, exactly
+    // like an unknown one (and like the verify API's NOT_FOUND for it).
+    let key = ApiKey::parse(&value).map_err(|_| ApiError::NotFound(manage::NO_SUCH_ACTIVE_KEY.into()))?;
     let ctx = caller.audit();
     let scope = caller.key.scope();
     let current = Some(caller.key.id);

@@ -83,6 +83,13 @@ struct ServeArgs {
     /// Failed authentications per second a client address regains.
     #[arg(long = "auth-failure-rate", env = "APIKEYD_AUTH_FAILURE_RATE", default_value_t = crate::limit::DEFAULT_REFILL_PER_SEC)]
     failure_rate: u32,
+    /// HTTP worker threads (default: one per core). A sidecar sharing a node can take one.
+    #[arg(long, env = "APIKEYD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: Option<u16>,
+    /// Open connections each worker accepts; past it the listener waits until some close.
+    #[arg(long = "max-connections", env = "APIKEYD_MAX_CONNECTIONS", default_value_t = MAX_CONNECTIONS_PER_WORKER,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -187,6 +194,7 @@ fn serve(args: ServeArgs) -> CliResult {
         _ => None,
     };
     refuse_plaintext_exposure(&args.bind, args.behind_tls_proxy || tls.is_some())?;
+    let (workers, max_connections) = (args.workers, args.max_connections);
     let config = Config {
         db_path: args.db.path,
         bind: args.bind,
@@ -221,10 +229,13 @@ fn serve(args: ServeArgs) -> CliResult {
     })?;
     actix_web::rt::System::new().block_on(async move {
         let app_state = state.clone();
-        let server = HttpServer::new(move || crate::app(app_state.clone()))
-            .max_connections(MAX_CONNECTIONS_PER_WORKER)
+        let mut server = HttpServer::new(move || crate::app(app_state.clone()))
+            .max_connections(max_connections as usize)
             .client_request_timeout(REQUEST_HEAD_TIMEOUT)
             .client_disconnect_timeout(DISCONNECT_TIMEOUT);
+        if let Some(workers) = workers {
+            server = server.workers(usize::from(workers));
+        }
         let server = match tls {
             Some(tls) => server.bind_rustls_0_23(&config.bind, tls)?,
             None => server.bind(&config.bind)?,

@@ -19,9 +19,13 @@ pub const MAX_BULK_BODY_BYTES: usize = 64 * 1024;
 /// Largest total size of a request's header names and values. Keys are 52 bytes and JWTs a
 /// few hundred; 8 KiB leaves room for proxies' headers and refuses header floods early.
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// Most request headers. actix-http itself refuses a request with more than 96 with a bare
+/// 431 before any routing; this lower limit is enforced by the app, so the 431 comes in the
+/// endpoint's own envelope.
+pub const MAX_HEADERS: usize = 64;
 /// Open connections each worker accepts; past it the listener stops accepting until some
 /// close (actix's default is 25,000: far more than a sidecar needs, and memory follows).
-pub const MAX_CONNECTIONS_PER_WORKER: usize = 4096;
+pub const MAX_CONNECTIONS_PER_WORKER: u32 = 4096;
 /// A client must send its whole request head within this (slowloris is cut off).
 pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for a clean close after the response.

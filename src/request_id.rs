@@ -3,7 +3,8 @@
 //! time). The id is put in the `x-request-id` header, in request extensions (for audit rows)
 //! and in a task-local, so error envelopes rendered deep inside actix can carry it too.
 //!
-//! Requests whose headers exceed `MAX_HEADER_BYTES` are refused here with 431.
+//! Requests with more than `MAX_HEADERS` headers, or more than `MAX_HEADER_BYTES` of them,
+//! are refused here with 431.
 //!
 //! The access log records method, path, status and time only: never the query string
 //! (`DELETE /api-key?value=` carries a secret), bodies or headers, and a path with anything
@@ -20,7 +21,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
 
-use crate::config::MAX_HEADER_BYTES;
+use crate::config::{MAX_HEADERS, MAX_HEADER_BYTES};
 use crate::error::{render_for_path, ApiError};
 use crate::keys;
 use crate::timestamp::Timestamp;
@@ -119,8 +120,8 @@ pub async fn request_context(
     // What the access-log line needs, taken only when it will be written.
     let logged = log::log_enabled!(target: "apikeyd::access", log::Level::Info)
         .then(|| (req.method().clone(), loggable_path(req.path()).into_owned(), req.peer_addr()));
-    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
-    let mut res = if header_bytes > MAX_HEADER_BYTES {
+    let (count, bytes) = req.headers().iter().fold((0, 0), |(n, b), (k, v)| (n + 1, b + k.as_str().len() + v.len()));
+    let mut res = if count > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
         let body = CURRENT.sync_scope(id, || render_for_path(req.path(), ApiError::HeadersTooLarge));
         req.into_response(body).map_into_right_body()
     } else {

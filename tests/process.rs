@@ -389,3 +389,69 @@ fn bare_apikeyd_serves_on_apikeyd_bind_with_the_database_at_apikeyd_db() {
     assert!(db.exists(), "the database is where APIKEYD_DB says");
     assert!(!cwd.join("data").exists(), "the default data/apikeyd.db was not used");
 }
+
+/// Sends `GET /healthz` on an open keep-alive connection and reads one answer; `None` when
+/// none arrives within `wait`.
+fn healthz_on(stream: &mut std::net::TcpStream, wait: std::time::Duration) -> Option<u16> {
+    use std::io::{Read, Write};
+    stream.set_read_timeout(Some(wait)).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 1024];
+    let mut got = Vec::new();
+    // The answer is small and ends with its 2-byte body "ok".
+    while !got.ends_with(b"\r\n\r\nok") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).split(' ').nth(1).and_then(|s| s.parse().ok())
+}
+
+#[test]
+fn connections_past_the_limit_wait_until_one_closes() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_args(&dir.path().join("k.db"), &["--workers", "1", "--max-connections", "4"], &[]);
+    // At the limit: four open connections, each served.
+    let mut open: Vec<std::net::TcpStream> =
+        (0..4).map(|_| std::net::TcpStream::connect(server.addr).unwrap()).collect();
+    for stream in &mut open {
+        assert_eq!(healthz_on(stream, Duration::from_secs(10)), Some(200));
+    }
+    // One past it: the kernel queues the connection, the server does not take it...
+    let mut fifth = std::net::TcpStream::connect(server.addr).unwrap();
+    assert_eq!(healthz_on(&mut fifth, Duration::from_secs(1)), None, "a fifth connection was served");
+    // ...until one of the four closes; then its request is answered.
+    drop(open.pop());
+    let mut answer = [0u8; 64];
+    use std::io::Read;
+    fifth.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let n = fifth.read(&mut answer).unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+    for stream in &mut open {
+        assert_eq!(healthz_on(stream, Duration::from_secs(10)), Some(200), "the others still served");
+    }
+}
+
+/// A raw `GET /healthz` with `extra` headers besides Host and Connection: status and body.
+fn status_with_headers(server: &Server, extra: usize) -> (u16, String) {
+    let headers: Vec<(String, String)> = (0..extra).map(|i| (format!("x-h{i}"), "v".to_owned())).collect();
+    let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    server.request("GET", "/healthz", &refs, None)
+}
+
+#[test]
+fn the_header_count_limit_answers_431_in_the_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("k.db"), &[]);
+    // `request` sends Host and Connection itself: 62 more make the limit, 64.
+    let limit = apikeyd::config::MAX_HEADERS;
+    assert_eq!(status_with_headers(&server, limit - 2), (200, "ok".to_owned()));
+    let (status, body) = status_with_headers(&server, limit - 1);
+    assert_eq!(status, 431);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "headers_too_large", "{body}");
+    // Past actix-http's own limit (96) the refusal is its bare 431, before any routing.
+    assert_eq!(status_with_headers(&server, 120).0, 431);
+}

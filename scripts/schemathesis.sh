@@ -5,6 +5,7 @@
 # database, and stops it by PID at the end.
 #   bash scripts/schemathesis.sh                       # 50 examples per operation
 #   MAX_EXAMPLES=500 bash scripts/schemathesis.sh      # the larger documented run
+# Prints, per run, every check with its case and failure counts (scripts/schemathesis_summary.py).
 # Env: MAX_EXAMPLES (50), SEED (20261122), PORT (18089), BIN (target/release/apikeyd),
 # REPORT_DIR (a temp dir: JUnit and NDJSON reports of each run).
 # Needs python3 and PyPI (schemathesis is installed into scripts/.venv on first run).
@@ -36,18 +37,23 @@ ROOT=$(grep '^root key:' "$D/err" | cut -d' ' -f3)
 H=http://127.0.0.1:$PORT
 
 # A read-only key: authenticates everywhere, manages nothing (403 on every management call).
-RO=$(curl -sf -X POST "$H/api/v1/keys" -H "Authorization: Bearer $ROOT" -H 'Content-Type: application/json' \
-    -d '{"title":"ro","grants":[{"path":"/","access":"read"}]}' |
-    python3 -c 'import sys, json; print(json.load(sys.stdin)["data"]["api_key"])')
+RO_JSON=$(curl -sf -X POST "$H/api/v1/keys" -H "Authorization: Bearer $ROOT" -H 'Content-Type: application/json' \
+    -d '{"title":"ro","grants":[{"path":"/","access":"read"}]}')
+RO=$(python3 -c 'import sys, json; print(json.load(sys.stdin)["data"]["api_key"])' <<<"$RO_JSON")
+RO_ID=$(python3 -c 'import sys, json; print(json.load(sys.stdin)["data"]["id"])' <<<"$RO_JSON")
+
+# scripts/schemathesis_hooks.py keeps generated requests within the three rules the document
+# cannot state (future expiry, no self-revocation, a DELETE /api-key value somewhere).
+export PYTHONPATH=scripts${PYTHONPATH:+:$PYTHONPATH} SCHEMATHESIS_HOOKS=schemathesis_hooks
 
 status=0
 # The read-only run goes first: the root run revokes and deletes keys by guessed ids, which
 # may include the read-only key's.
 for who in ro root; do
-    key=$ROOT; [ "$who" = root ] || key=$RO
+    key=$ROOT; caller=1; [ "$who" = root ] || { key=$RO; caller=$RO_ID; }
     echo "== schemathesis as the $who key ($MAX_EXAMPLES examples per operation, seed $SEED)"
     # --checks all, nothing excluded: every check applies to this API.
-    "$VENV/bin/schemathesis" run "$H/openapi.json" \
+    APIKEYD_CALLER_ID=$caller "$VENV/bin/schemathesis" run "$H/openapi.json" \
         --checks all \
         --seed "$SEED" \
         --max-examples "$MAX_EXAMPLES" \
@@ -58,4 +64,8 @@ for who in ro root; do
         || status=$?
 done
 echo "reports: $REPORT_DIR"
+for who in ro root; do
+    echo "== summary, $who key"
+    python3 scripts/schemathesis_summary.py "$REPORT_DIR/$who"/*.ndjson || status=1
+done
 exit $status

@@ -53,7 +53,7 @@ for who in ro root; do
     key=$ROOT; caller=1; [ "$who" = root ] || { key=$RO; caller=$RO_ID; }
     echo "== schemathesis as the $who key ($MAX_EXAMPLES examples per operation, seed $SEED)"
     # --checks all, nothing excluded: every check applies to this API.
-    APIKEYD_CALLER_ID=$caller "$VENV/bin/schemathesis" run "$H/openapi.json" \
+    APIKEYD_CALLER_ID=$caller "$VENV/bin/schemathesis" --config-file scripts/schemathesis.toml run "$H/openapi.json" \
         --checks all \
         --seed "$SEED" \
         --max-examples "$MAX_EXAMPLES" \

@@ -220,13 +220,7 @@ fn serve(args: ServeArgs) -> CliResult {
     drop(conn);
     let state = web::Data::new(AppState::new(Db::open(&config.db_path)?, &config)?);
     let warming = state.clone();
-    std::thread::Builder::new().name("apikeyd-warm".to_owned()).spawn(move || {
-        let started = std::time::Instant::now();
-        match warming.index.warm(&warming.db) {
-            Ok(n) => log::info!("key index warm: {n} keys in {:.0?}", started.elapsed()),
-            Err(e) => log::warn!("key index warming stopped (look-ups fall back to the database): {e}"),
-        }
-    })?;
+    std::thread::Builder::new().name("apikeyd-warm".to_owned()).spawn(move || warming.index.keep_warm(&warming.db))?;
     actix_web::rt::System::new().block_on(async move {
         let app_state = state.clone();
         let mut server = HttpServer::new(move || crate::app(app_state.clone()))

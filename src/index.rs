@@ -1,49 +1,57 @@
 //! The in-memory key index: hash -> what authentication needs, so a verification costs a
-//! hash-map look-up instead of a SQLite read. Measured on the 2-core machine (100,000 keys,
-//! wrk, 32 connections): a pooled SQLite point look-up inline on the worker reached about
-//! 30% of the `/healthz` ceiling, most of the time in SQLite's read-transaction start and
-//! page-cache locks; the index brings it to the figures in BENCHMARKS.md.
+//! hash-map look-up instead of a SQLite read. Measured side by side on the 2-core machine
+//! (10,000 keys, wrk, 32 connections, one run): a pooled SQLite point look-up inline on the
+//! worker reached 0.32 of the `/healthz` ceiling for POST verify and 0.37 for GET /auth, most
+//! of the time in SQLite's read-transaction start and page-cache locks; the index, 0.57 and
+//! 0.75 (BENCHMARKS.md has the full runs).
 //!
 //! Coherence is the whole difficulty, and it rests on two facts:
-//! 1. Every change to a key writes an audit row in the same transaction (see `manage`), so
-//!    the audit log is a complete change feed, whoever wrote it: this server's writer or
-//!    `apikeyd keys revoke` in another process.
+//! 1. Every change to a key, its creation included, writes an audit row in the same
+//!    transaction (see `manage`), so the audit log is a complete change feed, whoever wrote
+//!    it: this server's writer or `apikeyd keys revoke` / `keys create` in another process.
 //! 2. In WAL mode every commit, from any process, rewrites the WAL-index header at the start
 //!    of the `-shm` file (its change counter `iChange` is bumped; format documented in
 //!    SQLite's walformat.html, shared by all processes and versions). Reading those 48 bytes
 //!    with one `pread` costs far less than starting a read transaction.
 //!
 //! So each look-up first reads the header; if it differs from the one seen at the last
-//! refresh, the feed since the last applied audit row is read and those keys are dropped
-//! from the map before anything is answered. A revoke acknowledged (committed) before a
-//! request starts has therefore always changed the header that request reads. Misses fall
-//! through to SQLite and fill the map only if no refresh happened meanwhile (`generation`),
-//! so a fill can never resurrect a state that a concurrent refresh invalidated. Unknown keys
-//! are not cached (that would let a flood of made-up keys grow memory).
+//! refresh, the feed since the last applied audit row is read, with each changed key's
+//! current row, and those entries are replaced before anything is answered. A revoke
+//! acknowledged (committed) before a request starts has therefore always changed the header
+//! that request reads.
+//!
+//! Once warming has loaded every key (and no oversized feed has cleared the map since), the
+//! map is *complete*: every key that exists is in it, since every later creation arrives
+//! through the feed. A complete map answers a miss itself: an unknown key costs no SQLite
+//! read, so a flood of made-up keys costs what a valid key costs, and no memory (unknown keys
+//! are never cached). Until then, misses fall through to SQLite and fill the map only if no
+//! refresh happened meanwhile (`generation`), so a fill can never resurrect a state that a
+//! concurrent refresh replaced. Warming writes only into empty slots, for the same reason.
 //!
 //! The `-shm` file stays in place while the server runs: its writer connection is open for
 //! the server's whole life, and SQLite removes `-shm` only when the last connection closes.
 //! If the header cannot be read, every look-up refreshes from the feed: slower, still right.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::db::{Db, DbError};
-use crate::grants::Grants;
 use crate::keys::KeyHash;
 use uuid::Uuid;
 
 use crate::model::{AppId, KeyAuth, KeyId, Status};
 use crate::store::audit::{changes_since, last_audit_id};
-use crate::store::keys::{count_keys, find_key_by_hash, load_auth_page};
+use crate::store::keys::{count_keys, find_key_by_hash, load_auth_page, Interned};
 use crate::timestamp::Timestamp;
 
 /// Bytes of the WAL-index header compared (the first of its two copies).
 const HEADER_LEN: usize = 48;
-/// A feed longer than this (a bulk load by another process) clears the map instead.
+/// A feed longer than this (a bulk load by another process) clears the map and warms it
+/// again in the background, instead of being applied under the lock.
 const MAX_FEED: u32 = 10_000;
 /// Rows per warming page; the write lock is held for one page at a time.
 const WARM_PAGE: u32 = 10_000;
@@ -51,8 +59,8 @@ const WARM_PAGE: u32 = 10_000;
 type Header = [u8; HEADER_LEN];
 
 /// The map key: the first 128 bits of the key's SHA-256. Half the bytes of the full hash, which
-/// matters at a million keys; matching a key still takes a 128-bit second preimage, and every
-/// miss is decided by SQLite on the full hash.
+/// matters at a million keys; landing on another key's entry still takes a 128-bit second
+/// preimage of SHA-256, for a text that also passes the checksum.
 type Slot = u128;
 
 fn slot(hash: &KeyHash) -> Slot {
@@ -73,7 +81,7 @@ struct AppRef {
 struct Entry {
     id: KeyId,
     uuid: Uuid,
-    grants: Arc<Grants>,
+    grants: Arc<crate::grants::Grants>,
     /// Milliseconds; `i64::MAX` for never.
     expires_ms: i64,
     app: Option<Arc<AppRef>>,
@@ -113,6 +121,10 @@ impl Entry {
 pub struct KeyIndex {
     shm: Option<File>,
     state: RwLock<State>,
+    /// Set (and signalled) when the map was cleared and should be warmed again.
+    rewarm: (Mutex<bool>, Condvar),
+    /// Look-ups that had to ask SQLite (misses of an incomplete map).
+    database_lookups: AtomicU64,
 }
 
 struct State {
@@ -123,13 +135,19 @@ struct State {
     generation: u64,
     /// The WAL-index header read before the last refresh's feed query.
     seen: Option<Header>,
-    /// While warming: every hash invalidated since warming began, which warming must skip.
-    /// `None` when not warming (or when a refresh cleared the map and so aborted warming).
-    warming: Option<HashSet<Slot>>,
+    /// Every key that exists is in `keys` (see the module doc).
+    complete: bool,
+    /// Bumped whenever `keys` is cleared: a warming that began before must not mark the
+    /// map complete.
+    epoch: u64,
+    /// Parsed grants shared by the entries the feed brings.
+    interned: Interned,
+    /// Applications shared by the entries the feed brings.
+    apps: HashMap<i64, Arc<AppRef>>,
 }
 
 impl KeyIndex {
-    /// An empty index positioned at the current end of the change feed.
+    /// An empty, incomplete index positioned at the current end of the change feed.
     pub fn open(db: &Db) -> Result<KeyIndex, DbError> {
         let mut shm_path = PathBuf::from(db.path());
         shm_path.as_mut_os_string().push("-shm");
@@ -142,7 +160,18 @@ impl KeyIndex {
         };
         let mut index = KeyIndex {
             shm,
-            state: RwLock::new(State { keys: HashMap::new(), cursor: 0, generation: 0, seen: None, warming: None }),
+            state: RwLock::new(State {
+                keys: HashMap::new(),
+                cursor: 0,
+                generation: 0,
+                seen: None,
+                complete: false,
+                epoch: 0,
+                interned: Interned::new(),
+                apps: HashMap::new(),
+            }),
+            database_lookups: AtomicU64::new(0),
+            rewarm: (Mutex::new(false), Condvar::new()),
         };
         let seen = index.header();
         let cursor = db.read_inline(|conn| Ok::<_, DbError>(last_audit_id(conn)?))?;
@@ -159,10 +188,11 @@ impl KeyIndex {
         let generation = {
             let state = self.read();
             if header.is_some() && state.seen == header {
-                if let Some(found) = state.keys.get(&slot(hash)) {
-                    return Ok(Some(found.unpack()));
+                match state.keys.get(&slot(hash)) {
+                    Some(found) => return Ok(Some(found.unpack())),
+                    None if state.complete => return Ok(None),
+                    None => Some(state.generation),
                 }
-                Some(state.generation)
             } else {
                 None
             }
@@ -172,34 +202,38 @@ impl KeyIndex {
             None => {
                 self.refresh(db, header)?;
                 let state = self.read();
-                if let Some(found) = state.keys.get(&slot(hash)) {
-                    return Ok(Some(found.unpack()));
+                match state.keys.get(&slot(hash)) {
+                    Some(found) => return Ok(Some(found.unpack())),
+                    None if state.complete => return Ok(None),
+                    None => state.generation,
                 }
-                state.generation
             }
         };
+        self.database_lookups.fetch_add(1, Ordering::Relaxed);
         let Some(record) = db.read_inline(|conn| Ok::<_, DbError>(find_key_by_hash(conn, hash)?))? else {
             return Ok(None);
         };
         let auth = record.auth();
         let mut state = self.write();
         if state.generation == generation {
-            state.keys.entry(slot(hash)).or_insert_with(|| Entry::pack(auth.clone(), &mut HashMap::new()));
+            let State { keys, apps, .. } = &mut *state;
+            keys.entry(slot(hash)).or_insert_with(|| Entry::pack(auth.clone(), apps));
         }
         Ok(Some(auth))
     }
 
-    /// Loads every key into the map, a page at a time, while look-ups go on. Meant for a
-    /// background thread at start-up; the server answers correctly before it finishes.
+    /// Loads every key into the map, a page at a time, while look-ups go on, and marks the map
+    /// complete when done (unless it was cleared meanwhile). Returns how many keys it loaded.
+    /// The server answers correctly before it finishes.
     pub fn warm(&self, db: &Db) -> Result<usize, DbError> {
         let total = db.read_inline(|conn| Ok::<_, DbError>(count_keys(conn)?))?;
-        {
+        let epoch = {
             let mut state = self.write();
             let missing = usize::try_from(total).unwrap_or(0).saturating_sub(state.keys.len());
             state.keys.reserve(missing);
-            state.warming = Some(HashSet::new());
-        }
-        let mut interned: HashMap<String, Arc<Grants>> = HashMap::new();
+            state.epoch
+        };
+        let mut interned = Interned::new();
         let mut apps: HashMap<i64, Arc<AppRef>> = HashMap::new();
         let mut after = KeyId(0);
         let mut loaded = 0;
@@ -209,18 +243,38 @@ impl KeyIndex {
             let Some((_, last)) = page.last() else { break };
             after = last.id;
             let mut state = self.write();
-            let State { keys, warming, .. } = &mut *state;
-            let Some(invalidated) = warming.as_ref() else { return Ok(loaded) };
+            if state.epoch != epoch {
+                return Ok(loaded); // cleared meanwhile: a newer warming will run
+            }
             for (hash, auth) in page {
-                let at = slot(&hash);
-                if !invalidated.contains(&at) {
-                    keys.entry(at).or_insert_with(|| Entry::pack(auth, &mut apps));
-                    loaded += 1;
-                }
+                // Never over an entry already there: a refresh may have put a newer state.
+                state.keys.entry(slot(&hash)).or_insert_with(|| Entry::pack(auth, &mut apps));
+                loaded += 1;
             }
         }
-        self.write().warming = None;
+        let mut state = self.write();
+        if state.epoch == epoch {
+            state.complete = true;
+        }
         Ok(loaded)
+    }
+
+    /// Warms the index, then again each time a refresh had to clear it; never returns. For
+    /// the server's background thread.
+    pub fn keep_warm(&self, db: &Db) {
+        loop {
+            let started = std::time::Instant::now();
+            match self.warm(db) {
+                Ok(n) => log::info!("key index warm: {n} keys in {:.0?}", started.elapsed()),
+                Err(e) => log::warn!("key index warming stopped (look-ups fall back to the database): {e}"),
+            }
+            let (flag, signal) = &self.rewarm;
+            let mut wanted = flag.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            while !*wanted {
+                wanted = signal.wait(wanted).unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            *wanted = false;
+        }
     }
 
     /// How many keys the map holds.
@@ -233,26 +287,39 @@ impl KeyIndex {
         self.len() == 0
     }
 
-    /// Applies the change feed since the last refresh.
+    /// True when every key that exists is in the map, so misses are answered without SQLite.
+    pub fn is_complete(&self) -> bool {
+        self.read().complete
+    }
+
+    /// How many look-ups have asked SQLite so far (misses of an incomplete map).
+    pub fn database_lookups(&self) -> u64 {
+        self.database_lookups.load(Ordering::Relaxed)
+    }
+
+    /// Applies the change feed since the last refresh: each changed key's entry is replaced
+    /// by its current state.
     fn refresh(&self, db: &Db, header: Option<Header>) -> Result<(), DbError> {
         let mut state = self.write();
         if header.is_some() && state.seen == header {
             return Ok(()); // another worker refreshed while this one waited for the lock
         }
-        let cursor = state.cursor;
-        let changes = db.read_inline(|conn| Ok::<_, DbError>(changes_since(conn, cursor, MAX_FEED + 1)?))?;
+        let State { keys, cursor, complete, epoch, interned, apps, .. } = &mut *state;
+        let after = *cursor;
+        let changes = db.read_inline(|conn| Ok::<_, DbError>(changes_since(conn, after, MAX_FEED + 1, interned)?))?;
         if changes.len() > MAX_FEED as usize {
-            // Too many to apply one by one: start over, empty, from the current end.
-            state.keys.clear();
-            state.warming = None;
-            state.cursor = db.read_inline(|conn| Ok::<_, DbError>(last_audit_id(conn)?))?;
+            // Too many to apply under the lock: start over, empty and incomplete, from the
+            // current end of the feed, and have the background thread warm it again.
+            keys.clear();
+            *complete = false;
+            *epoch += 1;
+            *cursor = db.read_inline(|conn| Ok::<_, DbError>(last_audit_id(conn)?))?;
+            let (flag, signal) = &self.rewarm;
+            *flag.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+            signal.notify_all();
         } else {
-            let State { keys, warming, cursor, .. } = &mut *state;
-            for (id, hash) in changes {
-                keys.remove(&slot(&hash));
-                if let Some(set) = warming.as_mut() {
-                    set.insert(slot(&hash));
-                }
+            for (id, hash, auth) in changes {
+                keys.insert(slot(&hash), Entry::pack(auth, apps));
                 *cursor = id;
             }
         }
@@ -291,7 +358,7 @@ mod tests {
             let auth = KeyAuth {
                 id: KeyId(9),
                 uuid: Uuid::new_v4(),
-                grants: Arc::new(Grants::root()),
+                grants: Arc::new(crate::grants::Grants::root()),
                 status: Status::Revoked,
                 expires_at,
                 application_id: app,

@@ -126,7 +126,7 @@ async fn revocation_and_deletion_are_honoured_from_the_next_verify() {
 
 #[actix_web::test]
 async fn a_warmed_index_still_sees_changes_made_elsewhere() {
-    let env = TestEnv::new();
+    let env = TestEnv::cold();
     let app = test::init_service(apikeyd::app(env.state.clone())).await;
     let keys: Vec<_> = (0..50).map(|_| env.insert_key(Grants::root(), None)).collect();
     let loaded = env.state.index.warm(&env.state.db).unwrap();
@@ -140,6 +140,82 @@ async fn a_warmed_index_still_sees_changes_made_elsewhere() {
         let want = if i % 5 == 0 { "REVOKED" } else { "VALID" };
         assert_eq!(r.body["data"]["code"], want, "key {i}");
     }
+}
+
+#[actix_web::test]
+async fn a_complete_index_answers_misses_itself_and_learns_new_keys_from_the_feed() {
+    let env = TestEnv::cold();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let index = &env.state.index;
+    let unknown = || ApiKey::generate().unwrap().expose().to_owned();
+    // Cold: a miss must ask SQLite, since the key might exist.
+    assert!(!index.is_complete());
+    let before = index.database_lookups();
+    assert_eq!(send(&app, verify(json!({"key": unknown()}))).await.body["data"]["code"], "NOT_FOUND");
+    assert_eq!(index.database_lookups(), before + 1);
+
+    index.warm(&env.state.db).unwrap();
+    assert!(index.is_complete());
+    let before = index.database_lookups();
+    for _ in 0..20 {
+        assert_eq!(send(&app, verify(json!({"key": unknown()}))).await.body["data"]["code"], "NOT_FOUND");
+    }
+    // Keys made and changed by another connection (as `apikeyd keys create` / `keys revoke`
+    // would) arrive through the change feed alone.
+    let (made_id, made) = env.insert_key(Grants::root(), None);
+    assert_eq!(send(&app, verify(json!({"key": made}))).await.body["data"]["code"], "VALID");
+    env.revoke_direct(made_id);
+    assert_eq!(send(&app, verify(json!({"key": made}))).await.body["data"]["code"], "REVOKED");
+    assert_eq!(index.database_lookups(), before, "no look-up asked SQLite");
+}
+
+/// Waits (bounded) until the index is complete.
+fn until_complete(env: &TestEnv) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !env.state.index.is_complete() {
+        assert!(std::time::Instant::now() < deadline, "the index was not warmed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[actix_web::test]
+async fn an_oversized_feed_clears_the_index_which_stays_right_and_warms_again() {
+    let env = TestEnv::cold();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    // The server's background warmer: it warms once, then waits to be signalled.
+    let warmer = env.state.clone();
+    std::thread::spawn(move || warmer.index.keep_warm(&warmer.db));
+    until_complete(&env);
+    let (kept_id, kept) = env.insert_key(Grants::root(), None);
+    assert_eq!(send(&app, verify(json!({"key": kept}))).await.body["data"]["code"], "VALID");
+    // A bulk load by another process: more changes than the index applies one by one.
+    let mut conn = apikeyd::db::open_connection(&env.db_path()).unwrap();
+    let tx = conn.transaction().unwrap();
+    let spec = apikeyd::manage::KeySpec {
+        title: "bulk".into(),
+        grants: Grants::root(),
+        expires_at: None,
+        application_id: None,
+    };
+    let ctx = apikeyd::store::audit::AuditContext { actor: None, request_id: None, at: Timestamp::now() };
+    let bulk: Vec<ApiKey> = (0..10_001)
+        .map(|_| {
+            let key = ApiKey::generate().unwrap();
+            apikeyd::manage::insert_new_key(&tx, &spec, &key, &ctx).unwrap();
+            key
+        })
+        .collect();
+    tx.execute("UPDATE api_keys SET status = 'revoked', revoked_at = 1 WHERE id = ?1", [kept_id.0]).unwrap();
+    apikeyd::store::audit::insert_audit(&tx, apikeyd::store::audit::Action::Revoke, kept_id, &ctx).unwrap();
+    tx.commit().unwrap();
+    // The next look-ups clear the map and stay right: the revoke is seen, bulk keys are found.
+    assert_eq!(send(&app, verify(json!({"key": kept}))).await.body["data"]["code"], "REVOKED");
+    assert_eq!(send(&app, verify(json!({"key": bulk[7].expose()}))).await.body["data"]["code"], "VALID");
+    // The clear signalled the warmer, which had finished its first warming: it warms again.
+    until_complete(&env);
+    assert_eq!(env.state.index.len(), 10_003, "root, kept and the bulk keys");
+    assert_eq!(send(&app, verify(json!({"key": bulk[9_999].expose()}))).await.body["data"]["code"], "VALID");
+    assert_eq!(send(&app, verify(json!({"key": kept}))).await.body["data"]["code"], "REVOKED");
 }
 
 /// One forward-auth case: headers, query string, expected status.

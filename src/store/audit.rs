@@ -5,6 +5,8 @@
 use rusqlite::{params, Connection};
 
 use crate::keys::KeyHash;
+use crate::model::KeyAuth;
+use crate::store::keys::{auth_from_row, Interned, AUTH_COLUMNS};
 
 use crate::model::{AppId, KeyId};
 use crate::timestamp::Timestamp;
@@ -95,19 +97,24 @@ pub fn last_audit_id(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 /// The change feed: audit rows after `after`, oldest first, at most `limit`, each with the
-/// hash of the key it changed. Every change to a key has its audit row (same transaction),
-/// so this is every change, in commit order of the ids.
-pub fn changes_since(conn: &Connection, after: i64, limit: u32) -> rusqlite::Result<Vec<(i64, KeyHash)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT a.id, k.key_hash FROM audit_log a JOIN api_keys k ON k.id = a.key_id \
-         WHERE a.id > ?1 ORDER BY a.id LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![after, limit], |r| {
-        let bytes: Vec<u8> = r.get(1)?;
-        let hash: [u8; 32] = bytes.try_into().map_err(|_| {
-            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, "hash length".into())
-        })?;
-        Ok((r.get(0)?, KeyHash(hash)))
-    })?;
-    rows.collect()
+/// current state of the key it changed (hash and authentication view, as read now: a key
+/// changed twice shows its latest state twice). Every change to a key has its audit row
+/// (same transaction), so this is every change, in commit order of the ids.
+pub fn changes_since(
+    conn: &Connection,
+    after: i64,
+    limit: u32,
+    interned: &mut Interned,
+) -> rusqlite::Result<Vec<(i64, KeyHash, KeyAuth)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT audit_log.id, {AUTH_COLUMNS} FROM audit_log JOIN api_keys ON api_keys.id = audit_log.key_id \
+         WHERE audit_log.id > ?1 ORDER BY audit_log.id LIMIT ?2"
+    ))?;
+    let mut rows = stmt.query(params![after, limit])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let (hash, auth) = auth_from_row(row, 1, interned)?;
+        out.push((row.get(0)?, hash, auth));
+    }
+    Ok(out)
 }

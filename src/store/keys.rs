@@ -148,6 +148,14 @@ pub fn touch_last_used(conn: &Connection, id: KeyId, at: Timestamp) -> rusqlite:
     Ok(())
 }
 
+/// The columns [`auth_from_row`] reads, in its order, for a query on `api_keys`.
+pub(crate) const AUTH_COLUMNS: &str = "api_keys.key_hash, api_keys.id, api_keys.uuid, api_keys.grants, \
+     api_keys.status, api_keys.expires_at, api_keys.application_id, \
+     (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id)";
+
+/// Grants texts already parsed, shared by every key that has them.
+pub type Interned = HashMap<String, Arc<Grants>>;
+
 /// Up to `limit` keys' authentication views with ids above `after`, in id order, keyed by
 /// hash: pages for warming the in-memory index. Rows share grants through `interned`: each
 /// distinct grants text is parsed once and its `Arc` reused, which keeps a million keys with
@@ -156,50 +164,50 @@ pub fn load_auth_page(
     conn: &Connection,
     after: KeyId,
     limit: u32,
-    interned: &mut HashMap<String, Arc<Grants>>,
+    interned: &mut Interned,
 ) -> rusqlite::Result<Vec<(KeyHash, KeyAuth)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT key_hash, id, uuid, grants, status, expires_at, application_id, \
-         (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id) \
-         FROM api_keys WHERE id > ?1 ORDER BY id LIMIT ?2",
-    )?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {AUTH_COLUMNS} FROM api_keys WHERE id > ?1 ORDER BY id LIMIT ?2"))?;
     let mut rows = stmt.query(params![after.0, limit])?;
     let mut out = Vec::with_capacity(limit as usize);
     while let Some(row) = rows.next()? {
-        let bad = |col: usize, why: &str| {
-            rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, why.to_owned().into())
-        };
-        let hash: Vec<u8> = row.get(0)?;
-        let hash: [u8; 32] = hash.try_into().map_err(|_| bad(0, "hash length"))?;
-        let grants_text: String = row.get(3)?;
-        let grants = match interned.get(&grants_text) {
-            Some(g) => Arc::clone(g),
-            None => {
-                let bodies: Vec<GrantBody> = serde_json::from_str(&grants_text).map_err(|_| bad(3, "grants JSON"))?;
-                let g = Arc::new(Grants::from_bodies(&bodies).map_err(|_| bad(3, "grants"))?);
-                interned.insert(grants_text, Arc::clone(&g));
-                g
-            }
-        };
-        let uuid: String = row.get(2)?;
-        let status: String = row.get(4)?;
-        out.push((
-            KeyHash(hash),
-            KeyAuth {
-                id: KeyId(row.get(1)?),
-                uuid: Uuid::parse_str(&uuid).map_err(|_| bad(2, "uuid"))?,
-                grants,
-                status: Status::parse(&status).ok_or_else(|| bad(4, "status"))?,
-                expires_at: row.get::<_, Option<i64>>(5)?.map(Timestamp::from_millis),
-                application_id: row.get::<_, Option<i64>>(6)?.map(AppId),
-                application_uuid: row
-                    .get::<_, Option<String>>(7)?
-                    .map(|u| Uuid::parse_str(&u).map_err(|_| bad(7, "application uuid")))
-                    .transpose()?,
-            },
-        ));
+        out.push(auth_from_row(row, 0, interned)?);
     }
     Ok(out)
+}
+
+/// A key's hash and authentication view from [`AUTH_COLUMNS`], starting at column `at`.
+pub(crate) fn auth_from_row(row: &Row<'_>, at: usize, interned: &mut Interned) -> rusqlite::Result<(KeyHash, KeyAuth)> {
+    let bad = |col: usize, why: &str| {
+        rusqlite::Error::FromSqlConversionFailure(at + col, rusqlite::types::Type::Text, why.to_owned().into())
+    };
+    let hash: Vec<u8> = row.get(at)?;
+    let hash: [u8; 32] = hash.try_into().map_err(|_| bad(0, "hash length"))?;
+    let grants_text: String = row.get(at + 3)?;
+    let grants = match interned.get(&grants_text) {
+        Some(g) => Arc::clone(g),
+        None => {
+            let bodies: Vec<GrantBody> = serde_json::from_str(&grants_text).map_err(|_| bad(3, "grants JSON"))?;
+            let g = Arc::new(Grants::from_bodies(&bodies).map_err(|_| bad(3, "grants"))?);
+            interned.insert(grants_text, Arc::clone(&g));
+            g
+        }
+    };
+    let uuid: String = row.get(at + 2)?;
+    let status: String = row.get(at + 4)?;
+    let auth = KeyAuth {
+        id: KeyId(row.get(at + 1)?),
+        uuid: Uuid::parse_str(&uuid).map_err(|_| bad(2, "uuid"))?,
+        grants,
+        status: Status::parse(&status).ok_or_else(|| bad(4, "status"))?,
+        expires_at: row.get::<_, Option<i64>>(at + 5)?.map(Timestamp::from_millis),
+        application_id: row.get::<_, Option<i64>>(at + 6)?.map(AppId),
+        application_uuid: row
+            .get::<_, Option<String>>(at + 7)?
+            .map(|u| Uuid::parse_str(&u).map_err(|_| bad(7, "application uuid")))
+            .transpose()?,
+    };
+    Ok((KeyHash(hash), auth))
 }
 
 /// How many keys exist in any status: zero means a brand-new database.

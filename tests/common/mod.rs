@@ -37,6 +37,15 @@ impl TestEnv {
     }
 
     pub fn with_config(config: apikeyd::config::Config) -> TestEnv {
+        TestEnv::build(config, true)
+    }
+
+    /// An environment whose index has not been warmed: every miss asks SQLite.
+    pub fn cold() -> TestEnv {
+        TestEnv::build(apikeyd::config::Config::default(), false)
+    }
+
+    fn build(config: apikeyd::config::Config, warm: bool) -> TestEnv {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("apikeyd.db");
         let root = ApiKey::generate().unwrap();
@@ -44,6 +53,12 @@ impl TestEnv {
         manage::bootstrap(&mut conn, Some(&root)).unwrap();
         drop(conn);
         let state = web::Data::new(AppState::new(Db::open(&path).unwrap(), &config).unwrap());
+        // Warm, as the server does at start: the index is then complete and answers misses
+        // itself, so every key a test adds through another connection must reach it through
+        // the change feed. (tests/verify.rs also covers a cold index.)
+        if warm {
+            state.index.warm(&state.db).unwrap();
+        }
         TestEnv { dir, state, root: root.expose().to_owned() }
     }
 

@@ -37,8 +37,14 @@ ROOT=$(grep '^root key:' "$D/err" | cut -d' ' -f3)
 H=http://127.0.0.1:$PORT
 
 # A read-only key: authenticates everywhere, manages nothing (403 on every management call).
-RO_JSON=$(curl -sf -X POST "$H/api/v1/keys" -H "Authorization: Bearer $ROOT" -H 'Content-Type: application/json' \
-    -d '{"title":"ro","grants":[{"path":"/","access":"read"}]}')
+RO_JSON=$(python3 - "$H" "$ROOT" <<'PY'
+import json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1] + "/api/v1/keys", method="POST",
+                             data=json.dumps({"title": "ro", "grants": [{"path": "/", "access": "read"}]}).encode(),
+                             headers={"Authorization": "Bearer " + sys.argv[2], "Content-Type": "application/json"})
+print(urllib.request.urlopen(req, timeout=10).read().decode())
+PY
+)
 RO=$(python3 -c 'import sys, json; print(json.load(sys.stdin)["data"]["api_key"])' <<<"$RO_JSON")
 RO_ID=$(python3 -c 'import sys, json; print(json.load(sys.stdin)["data"]["id"])' <<<"$RO_JSON")
 

@@ -3,7 +3,8 @@
 
 Starts the real binary on a temporary database, runs concurrent clients doing creates
 (native, shard, applications and clients families), revokes (native by id, applications
-family) and deletes (shard by value, clients family), SIGKILLs the server by PID at a random
+family, and `apikeyd keys revoke` in another process on the same file) and deletes (shard by
+value, clients family one by one and in bulk), SIGKILLs the server by PID at a random
 moment, restarts it on the same database and checks what survived against what the
 clients saw acknowledged:
 
@@ -251,14 +252,17 @@ FAMILIES = ("native", "shard", "app", "clients")
 # Which families each mutation can target (what identifier the create response gave us).
 TARGETS = {
     "revoke_native": ("native", "shard"),      # DELETE /api/v1/keys/{id}: needs the numeric id
+    "revoke_cli": ("native", "shard"),         # `apikeyd keys revoke ID` in another process
     "revoke_app": ("app",),                    # DELETE /api/v1/applications/{app}/api-keys/{uuid}
     "delete_shard": FAMILIES,                  # DELETE /api-key?value=
     "delete_clients": FAMILIES,                # DELETE /api/clients/api-keys/{uuid}
+    "delete_bulk": FAMILIES,                   # DELETE /api/clients/api-keys/bulk, two at once
 }
 OPS = [  # (op, weight)
     ("create_native", 14), ("create_shard", 8), ("create_app", 10), ("create_clients", 10),
     ("create_application", 1),
     ("revoke_native", 12), ("revoke_app", 8), ("delete_shard", 10), ("delete_clients", 10),
+    ("revoke_cli", 2), ("delete_bulk", 4),
 ]
 
 
@@ -344,7 +348,9 @@ class Stats:
 class Load:
     """One cycle's client threads against one server incarnation."""
 
-    def __init__(self, port, root, jwt, model, stats, seed, threads, retry_prob):
+    def __init__(self, port, root, jwt, model, stats, seed, threads, retry_prob, binary, db):
+        self.binary = binary
+        self.db = db
         self.port = port
         self.root = root
         self.jwt = jwt
@@ -391,17 +397,23 @@ class Load:
     def do(self, op, client, rng):
         if op.startswith("create"):
             return self.create(op, client, rng)
-        key = self.model.take(TARGETS[op], rng)
-        if key is None:  # nothing to mutate yet: create instead
+        keys = [self.model.take(TARGETS[op], rng)]
+        if keys[0] is None:  # nothing to mutate yet: create instead
             return self.create("create_native", client, rng)
+        if op == "delete_bulk":
+            second = self.model.take(TARGETS[op], rng)
+            if second is not None:
+                keys.append(second)
         try:
-            self.mutate(op, key, client, rng)
+            self.mutate(op, keys, client, rng)
         except NotSent:
-            self.model.settle(key, "active")
+            for key in keys:
+                self.model.settle(key, "active")
             raise
         except BaseException:
-            # Should not happen; leave the key out of every expectation it could break.
-            self.model.settle(key, "maybe_" + ("revoked" if op.startswith("revoke") else "deleted"))
+            # Should not happen; leave the keys out of every expectation they could break.
+            for key in keys:
+                self.model.settle(key, "maybe_" + ("revoked" if op.startswith("revoke") else "deleted"))
             raise
 
     def create(self, op, client, rng):
@@ -451,60 +463,81 @@ class Load:
         if key is not None:
             m.add(key)
 
-    def mutate(self, op, key, client, rng):
+    def cli_revoke(self, key):
+        """`apikeyd keys revoke ID` on the database file, as an operator would while the
+        server runs: (status, body) like an HTTP answer, 200 once the command succeeded."""
+        try:
+            out = subprocess.run([self.binary, "keys", "revoke", str(key.id), "--db", self.db],
+                                 capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            raise Indeterminate()
+        return (200 if out.returncode == 0 else 500), out.stderr
+
+    def mutate(self, op, keys, client, rng):
         bearer = self.bearer()
+        key = keys[0]
         if op == "revoke_native":
             req = ("DELETE", "/api/v1/keys/%d" % key.id, None, bearer)
             done, retry_expect = "revoked", 200
+        elif op == "revoke_cli":
+            req = None
+            done, retry_expect = "revoked", None
         elif op == "revoke_app":
             req = ("DELETE", "/api/v1/applications/%s/api-keys/%s" % (key.app, key.uuid), None, bearer)
             done, retry_expect = "revoked", 200
         elif op == "delete_shard":
             req = ("DELETE", "/api-key?value=" + key.text, None, {"x-user-api-key": self.root})
             done, retry_expect = "deleted", 404
+        elif op == "delete_bulk":
+            req = ("DELETE", "/api/clients/api-keys/bulk", {"api_key_ids": [k.uuid for k in keys]},
+                   {"Authorization": "Bearer " + self.jwt})
+            done, retry_expect = "deleted", 404
         else:  # delete_clients
             req = ("DELETE", "/api/clients/api-keys/" + key.uuid, None, {"Authorization": "Bearer " + self.jwt})
             done, retry_expect = "deleted", 404
+        names = ", ".join("id=%s uuid=%s" % (k.id, k.uuid) for k in keys)
         try:
-            status, _ = client.call(*req)
+            status, _ = self.cli_revoke(key) if req is None else client.call(*req)
         except Indeterminate:
             self.indeterminate(op)
-            self.model.settle(key, "maybe_" + done)
+            for k in keys:
+                self.model.settle(k, "maybe_" + done)
             return
         if not 200 <= status < 300:
             self.refused(op, status)
-            if status >= 500:
-                # Not acknowledged; whether it happened is learnt after the next restart.
-                self.model.settle(key, "maybe_" + done)
-            else:
-                # A definite refusal of a change we were entitled to make: the key should
-                # still be what we think it is; say so, and stop relying on it.
-                self.stats.violation("STATE_refused_mutation", "%s of key id=%s uuid=%s -> %d"
-                                     % (op, key.id, key.uuid, status))
-                self.model.settle(key, "maybe_" + done)
+            if status < 500:
+                # A definite refusal of a change we were entitled to make: the keys should
+                # still be what we think they are; say so, and stop relying on them.
+                self.stats.violation("STATE_refused_mutation", "%s of %s -> %d" % (op, names, status))
+            # Not acknowledged; whether it happened is learnt after the next restart.
+            for k in keys:
+                self.model.settle(k, "maybe_" + done)
             return
         self.acked(op)
-        self.model.settle(key, done)
-        # D2/D3 during the run: verify at once on a fresh connection.
+        for k in keys:
+            self.model.settle(k, done)
+        # D2/D3 during the run: verify at once on a fresh connection (for a CLI revoke, the
+        # server learns of it only through the database file).
         fresh = Client(self.port)
         try:
-            code = verify_code(fresh, key.text)
-            with self.stats.lock:
-                self.stats.inrun_verified += 1
-            want = "REVOKED" if done == "revoked" else "DELETED"
-            if code != want:
-                kind = ("D2_revoked_key_valid_inrun" if done == "revoked" else "D3_deleted_key_valid_inrun") \
-                    if code == "VALID" else "STATE_inrun_code"
-                self.stats.violation(kind, "%s acknowledged for key id=%s uuid=%s, then verify said %s"
-                                     % (op, key.id, key.uuid, code))
-                with self.model.lock:
-                    self.model.flag(key)
+            for k in keys:
+                code = verify_code(fresh, k.text)
+                with self.stats.lock:
+                    self.stats.inrun_verified += 1
+                want = "REVOKED" if done == "revoked" else "DELETED"
+                if code != want:
+                    kind = ("D2_revoked_key_valid_inrun" if done == "revoked" else "D3_deleted_key_valid_inrun") \
+                        if code == "VALID" else "STATE_inrun_code"
+                    self.stats.violation(kind, "%s acknowledged for key id=%s uuid=%s, then verify said %s"
+                                         % (op, k.id, k.uuid, code))
+                    with self.model.lock:
+                        self.model.flag(k)
         except (NotSent, Indeterminate):
             pass
         finally:
             fresh.close()
         # D7: a retry of an acknowledged revoke/delete.
-        if rng.random() < self.retry_prob:
+        if req is not None and rng.random() < self.retry_prob:
             try:
                 status, _ = client.call(*req)
             except (NotSent, Indeterminate):
@@ -512,8 +545,8 @@ class Load:
             with self.stats.lock:
                 self.stats.retries[op] += 1
             if status != retry_expect and status < 500:
-                self.stats.violation("D7_retry_status", "retried %s of key id=%s uuid=%s -> %d, expected %d"
-                                     % (op, key.id, key.uuid, status, retry_expect))
+                self.stats.violation("D7_retry_status", "retried %s of %s -> %d, expected %d"
+                                     % (op, names, status, retry_expect))
 
 
 # --------------------------------------------------------------------------- checks
@@ -788,7 +821,8 @@ def main():
                 break
             jwt = session(server.port, root, model, cyc, need_app=not model.apps)
             duration = rng.uniform(args.min_load, args.max_load)
-            load = Load(server.port, root, jwt, model, cyc, seed * 1000 + cycle, args.threads, args.retry_prob)
+            load = Load(server.port, root, jwt, model, cyc, seed * 1000 + cycle, args.threads, args.retry_prob,
+                        binary, db)
             deadline = time.monotonic() + duration + 15
             threads = [threading.Thread(target=load.run_thread, args=(i, deadline), daemon=True)
                        for i in range(args.threads)]

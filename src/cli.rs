@@ -15,13 +15,12 @@ use clap::{Args, Parser, Subcommand};
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::config::{
-    Config, DEFAULT_BIND, DEFAULT_DB, DISCONNECT_TIMEOUT, MAX_CONNECTIONS_PER_WORKER, MAX_PAGE_SIZE,
-    REQUEST_HEAD_TIMEOUT,
+    Config, DEFAULT_BIND, DEFAULT_DB, DEFAULT_FAILURE_BURST, DEFAULT_FAILURE_REFILL_PER_SEC, DEFAULT_JWT_TTL,
+    DISCONNECT_TIMEOUT, MAX_CONNECTIONS_PER_WORKER, MAX_PAGE_SIZE, REQUEST_HEAD_TIMEOUT,
 };
 use crate::db::{self, Db};
 use crate::error::ApiError;
 use crate::grants::{Access, GrantPath, Grants};
-use crate::jwt::DEFAULT_TTL as DEFAULT_JWT_TTL;
 use crate::keys::ApiKey;
 use crate::manage::{self, Bootstrap, KeySpec};
 use crate::model::{KeyId, Scope};
@@ -78,10 +77,10 @@ struct ServeArgs {
     #[arg(long = "trusted-proxy", env = "APIKEYD_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<std::net::IpAddr>,
     /// Failed authentications a client address may make in a burst before 429.
-    #[arg(long = "auth-failure-burst", env = "APIKEYD_AUTH_FAILURE_BURST", default_value_t = crate::limit::DEFAULT_BURST)]
+    #[arg(long = "auth-failure-burst", env = "APIKEYD_AUTH_FAILURE_BURST", default_value_t = DEFAULT_FAILURE_BURST)]
     failure_burst: u32,
     /// Failed authentications per second a client address regains.
-    #[arg(long = "auth-failure-rate", env = "APIKEYD_AUTH_FAILURE_RATE", default_value_t = crate::limit::DEFAULT_REFILL_PER_SEC)]
+    #[arg(long = "auth-failure-rate", env = "APIKEYD_AUTH_FAILURE_RATE", default_value_t = DEFAULT_FAILURE_REFILL_PER_SEC)]
     failure_rate: u32,
     /// HTTP worker threads (default: one per core). A sidecar sharing a node can take one.
     #[arg(long, env = "APIKEYD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]

@@ -34,6 +34,12 @@ pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Page size when a list call names none.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// Failed authentications a client address may make in a burst.
+pub const DEFAULT_FAILURE_BURST: u32 = 50;
+/// Failed authentications per second a client address regains.
+pub const DEFAULT_FAILURE_REFILL_PER_SEC: u32 = 10;
+/// Lifetime of a session JWT unless configured.
+pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(3600);
 /// Largest page a list call may ask for.
 pub const MAX_PAGE_SIZE: u32 = 200;
 
@@ -62,10 +68,10 @@ impl Default for Config {
             db_path: PathBuf::from(DEFAULT_DB),
             bind: DEFAULT_BIND.to_owned(),
             root_key: None,
-            jwt_ttl: Duration::from_secs(3600),
+            jwt_ttl: DEFAULT_JWT_TTL,
             trusted_proxies: Vec::new(),
-            failure_burst: crate::limit::DEFAULT_BURST,
-            failure_refill_per_sec: crate::limit::DEFAULT_REFILL_PER_SEC,
+            failure_burst: DEFAULT_FAILURE_BURST,
+            failure_refill_per_sec: DEFAULT_FAILURE_REFILL_PER_SEC,
         }
     }
 }

@@ -17,8 +17,6 @@ use crate::model::{KeyAuth, KeyId};
 use crate::store::settings::insert_setting_once;
 use crate::timestamp::Timestamp;
 
-/// Default token lifetime.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 const SECRET_SETTING: &str = "jwt_hs256_secret";
 
 #[derive(Serialize, Deserialize)]
@@ -104,6 +102,7 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_JWT_TTL as DEFAULT_TTL;
     use crate::grants::Grants;
     use crate::model::Status;
     use base64::Engine;

@@ -11,10 +11,6 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Failures an address may make in a burst.
-pub const DEFAULT_BURST: u32 = 50;
-/// Failures per second an address regains.
-pub const DEFAULT_REFILL_PER_SEC: u32 = 10;
 /// Addresses tracked individually.
 pub const MAX_TRACKED: usize = 100_000;
 

@@ -29,11 +29,24 @@ RSS_BEFORE=$(rss)
 cat > "$OUT/flood.lua" <<LUA
 local keys = {}
 for line in io.lines("$OUT/bad.txt") do keys[#keys + 1] = line end
-local counts = {}
+counts = {}
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
 request = function()
   return wrk.format("POST", "/api/v1/keys/verify",
     {["Content-Type"] = "application/json", ["X-Forwarded-For"] = "203.0.113.66"},
     '{"key":"' .. keys[math.random(#keys)] .. '"}')
+end
+response = function(status, headers, body)
+  local code = string.match(body, '"code":"([%u_]+)"') or ("HTTP" .. status)
+  counts[code] = (counts[code] or 0) + 1
+end
+done = function(summary, latency, requests)
+  local parts = {}
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("counts")) do parts[#parts + 1] = k .. "=" .. v end
+  end
+  io.write("FLOOD_ANSWERS " .. table.concat(parts, " ") .. "\n")
 end
 LUA
 wrk -t1 -c32 -d"${DURATION}s" --latency -s "$OUT/flood.lua" "http://$ADDR" > "$OUT/flood.txt" 2>&1 &
@@ -72,6 +85,6 @@ wait "$WRK" || true
 RSS_AFTER=$(rss)
 echo "flood (wrk, 1 thread, 32 connections, ${DURATION}s, unknown keys from one client):"
 grep -E "Requests/sec|50%|99%|requests in" "$OUT/flood.txt" | sed 's/^/  /'
-echo "answers to the flood: $(curl -s -X POST "http://$ADDR/api/v1/keys/verify" -H 'Content-Type: application/json' -H 'X-Forwarded-For: 203.0.113.66' -d "{\"key\":\"$(head -1 "$OUT/bad.txt")\"}" | python3 -c 'import sys,json; print(json.load(sys.stdin)["data"]["code"])') (one sample after the flood)"
+echo "answers to the flood: $(sed -n 's/^FLOOD_ANSWERS //p' "$OUT/flood.txt")"
 cat "$OUT/victim.txt"
 echo "server RSS: before ${RSS_BEFORE} kB, after ${RSS_AFTER} kB"

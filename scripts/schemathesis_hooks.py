@@ -21,7 +21,7 @@ Two more, around schemathesis itself. Its coverage phase can label a case positi
 optional DELETE /api-key body in it breaks the body's schema (`{"value": ["null"]}`); such
 cases are skipped (a body that breaks the schema in a case labelled negative is still sent).
 And its stateful phase links a response field to a path parameter by name
-and sends Python's None as the text "None" when that field is null (a global key's
+and sends a null (Python's None, written "None" in the URL) when that field is null (a global key's
 `application_id`), a value the document's `format: uuid` refuses. Such a parameter is sent
 as a fresh UUID instead (which names nothing: 404).
 """
@@ -71,7 +71,7 @@ def before_call(ctx, case, kwargs):
         if str(params.get("id")) == CALLER_ID:
             params["id"] = int(CALLER_ID) + 1
     for name, value in params.items():
-        if value == "None":
+        if value is None or value == "None":
             params[name] = str(uuid.uuid4())
     if method == "DELETE" and path == "/api-key":
         query, body = case.query or {}, case.body

@@ -45,7 +45,7 @@ use uuid::Uuid;
 
 use crate::model::{AppId, KeyAuth, KeyId, Status};
 use crate::store::audit::{changes_since, last_audit_id};
-use crate::store::keys::{count_keys, find_key_by_hash, load_auth_page, Interned};
+use crate::store::keys::{find_key_by_hash, load_auth_page, max_key_id, Interned};
 use crate::timestamp::Timestamp;
 
 /// Bytes of the WAL-index header compared (the first of its two copies).
@@ -226,7 +226,7 @@ impl KeyIndex {
     /// complete when done (unless it was cleared meanwhile). Returns how many keys it loaded.
     /// The server answers correctly before it finishes.
     pub fn warm(&self, db: &Db) -> Result<usize, DbError> {
-        let total = db.read_inline(|conn| Ok::<_, DbError>(count_keys(conn)?))?;
+        let total = db.read_inline(|conn| Ok::<_, DbError>(max_key_id(conn)?))?;
         let epoch = {
             let mut state = self.write();
             let missing = usize::try_from(total).unwrap_or(0).saturating_sub(state.keys.len());

@@ -237,7 +237,7 @@ pub enum Bootstrap {
 /// A database that already has keys is left as it is, whatever `provided` says.
 pub fn bootstrap(conn: &mut Connection, provided: Option<&ApiKey>) -> Result<Bootstrap, ApiError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if key_store::count_keys(&tx)? > 0 {
+    if key_store::any_keys(&tx)? {
         return Ok(Bootstrap::AlreadyInitialised);
     }
     let (key, generated) = match provided {

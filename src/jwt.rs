@@ -13,6 +13,8 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
+use uuid::Uuid;
+
 use crate::model::{KeyAuth, KeyId};
 use crate::store::settings::insert_setting_once;
 use crate::timestamp::Timestamp;
@@ -27,6 +29,16 @@ struct Claims {
     kid: i64,
     iat: i64,
     exp: i64,
+}
+
+/// The key a valid token names: its id, which each use looks up, and its UUID, which the key
+/// found must carry (ids are never reused, so this only matters if that ever changed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionKey {
+    /// The key's numeric id.
+    pub id: KeyId,
+    /// The key's UUID.
+    pub uuid: Uuid,
 }
 
 /// Occurs when a session token cannot be made (the random source or the signer failed).
@@ -87,15 +99,16 @@ impl Sessions {
     }
 
     /// The key a valid, unexpired token names; `None` for anything else.
-    pub fn check(&self, token: &str) -> Option<KeyId> {
+    pub fn check(&self, token: &str) -> Option<SessionKey> {
         self.check_at(token, Timestamp::now())
     }
 
     /// [`Sessions::check`] at `now`: a token is refused from its advertised expiry
     /// (`exp * 1000` ms) onward, to the millisecond.
-    pub fn check_at(&self, token: &str, now: Timestamp) -> Option<KeyId> {
+    pub fn check_at(&self, token: &str, now: Timestamp) -> Option<SessionKey> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
-        (now.millis() < data.claims.exp.saturating_mul(1000)).then_some(KeyId(data.claims.kid))
+        let uuid = Uuid::parse_str(&data.claims.sub).ok()?;
+        (now.millis() < data.claims.exp.saturating_mul(1000)).then_some(SessionKey { id: KeyId(data.claims.kid), uuid })
     }
 }
 
@@ -129,7 +142,7 @@ mod tests {
     fn issued_tokens_check_and_name_their_key() {
         let (_d, s) = sessions(DEFAULT_TTL);
         let (token, exp) = s.issue(&key(None), Timestamp::now()).unwrap();
-        assert_eq!(s.check(&token), Some(KeyId(42)));
+        assert_eq!(s.check(&token).map(|k| k.id), Some(KeyId(42)));
         assert!(exp > Timestamp::now());
     }
 
@@ -147,7 +160,7 @@ mod tests {
         let issued = Timestamp::from_millis(Timestamp::now().millis() - 10_000);
         let (token, exp) = s.issue(&key(None), issued).unwrap();
         assert_eq!(exp.millis() % 1000, 0, "whole seconds, as in the claim");
-        assert_eq!(s.check_at(&token, Timestamp::from_millis(exp.millis() - 1)), Some(KeyId(42)));
+        assert_eq!(s.check_at(&token, Timestamp::from_millis(exp.millis() - 1)).map(|k| k.id), Some(KeyId(42)));
         assert_eq!(s.check_at(&token, exp), None, "refused at the advertised instant");
         assert_eq!(s.check_at(&token, exp.plus_millis(999)), None, "and within the second after it");
     }

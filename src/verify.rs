@@ -62,9 +62,9 @@ pub fn resolve(state: &AppState, text: &str) -> Result<Option<KeyAuth>, DbError>
     if text.starts_with(crate::keys::PREFIX) {
         return lookup(state, text);
     }
-    let Some(id) = state.sessions.check(text) else { return Ok(None) };
-    let found = state.db.read_inline(|conn| Ok::<_, DbError>(find_key_by_id(conn, id, Scope::Global)?))?;
-    Ok(found.map(|record| record.auth()))
+    let Some(session) = state.sessions.check(text) else { return Ok(None) };
+    let found = state.db.read_inline(|conn| Ok::<_, DbError>(find_key_by_id(conn, session.id, Scope::Global)?))?;
+    Ok(found.filter(|record| record.uuid == session.uuid).map(|record| record.auth()))
 }
 
 /// The code for `record` (as found by [`lookup`]) asked about `need` at `now`.

@@ -82,6 +82,19 @@ async fn an_expired_token_is_refused_from_its_advertised_expiry() {
 }
 
 #[actix_web::test]
+async fn a_token_naming_a_key_id_with_another_uuid_is_refused() {
+    let env = TestEnv::new();
+    let app = test::init_service(apikeyd::app(env.state.clone())).await;
+    let root = stored_auth(&env, KeyId(1));
+    // Signed with the server's own secret, naming the root key's id but another UUID.
+    let other = KeyAuth { uuid: uuid::Uuid::new_v4(), ..root.clone() };
+    let (mismatched, _) = env.state.sessions.issue(&other, Timestamp::now()).unwrap();
+    assert_invalid_jwt(&send(&app, list(&mismatched)).await);
+    let (matching, _) = env.state.sessions.issue(&root, Timestamp::now()).unwrap();
+    assert_eq!(send(&app, list(&matching)).await.status, 200);
+}
+
+#[actix_web::test]
 async fn a_jwt_dies_when_its_key_expires() {
     let env = TestEnv::new();
     let app = test::init_service(apikeyd::app(env.state.clone())).await;

@@ -24,34 +24,7 @@ pub struct Server {
 impl Server {
     /// Starts `apikeyd serve --db <db> --bind 127.0.0.1:0` with extra env vars.
     pub fn start(db: &Path, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_apikeyd"));
-        cmd.args(["serve", "--db"]).arg(db).args(["--bind", "127.0.0.1:0"]);
-        cmd.env_remove("APIKEYD_ROOT_KEY").env_remove("APIKEYD_DB").env_remove("APIKEYD_BIND");
-        cmd.env("RUST_LOG", "info");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                }
-                sink.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-        let addr = match rx.recv_timeout(STARTUP_LIMIT) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("server did not start: {}", stderr.lock().unwrap());
-            }
-        };
-        Server { child, addr, stderr }
+        Server::start_with_args(db, &[], env)
     }
 
     /// The root key the server printed at first start, if it printed one.

@@ -4,6 +4,8 @@
 # run failed), 2 if the targets could not be built.
 #   bash scripts/fuzz_smoke.sh                     # every target, 15 s each
 #   FUZZ_SECONDS=60 FUZZ_TARGETS="key_parse redact" bash scripts/fuzz_smoke.sh
+#   FUZZ_DEV=1 FUZZ_SECONDS=5 bash scripts/fuzz_smoke.sh   # what CI runs: an unoptimised build,
+#                                  # half the build time, fewer executions per second
 # Works on a stable toolchain (--sanitizer none). The corpus grows in fuzz/corpus/<target>
 # (ignored by git); fuzz/seeds/<target> is read as extra starting input. A crash leaves its
 # input in fuzz/artifacts/<target>/; replay it with
@@ -12,6 +14,7 @@ set -u
 cd "$(dirname "$0")/../fuzz"
 SECONDS_EACH=${FUZZ_SECONDS:-15}
 SANITIZER=${FUZZ_SANITIZER:-none}
+PROFILE=(); [ "${FUZZ_DEV:-0}" = 1 ] && PROFILE=(--dev)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz" >&2
@@ -19,8 +22,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 TARGETS=${FUZZ_TARGETS:-$(cargo fuzz list)}
 
-echo "building fuzz targets (sanitizer: $SANITIZER)" >&2
-if ! cargo fuzz build --sanitizer "$SANITIZER" >&2; then
+echo "building fuzz targets (sanitizer: $SANITIZER${PROFILE[0]:+, ${PROFILE[0]}})" >&2
+if ! cargo fuzz build "${PROFILE[@]}" --sanitizer "$SANITIZER" >&2; then
   echo "fuzz targets failed to build" >&2
   exit 2
 fi
@@ -35,7 +38,7 @@ for t in $TARGETS; do
   echo "== $t: ${SECONDS_EACH}s" >&2
   # The outer timeout bounds the run even if libFuzzer hangs on one input.
   timeout --signal=INT --kill-after=30 $((SECONDS_EACH + 300)) \
-    cargo fuzz run --sanitizer "$SANITIZER" "$t" "corpus/$t" "${seeds[@]}" -- \
+    cargo fuzz run "${PROFILE[@]}" --sanitizer "$SANITIZER" "$t" "corpus/$t" "${seeds[@]}" -- \
       -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       > "$LOGS/$t.log" 2>&1
   rc=$?
@@ -59,7 +62,7 @@ for t in $TARGETS; do
   summary+=$(printf '%-18s runs=%-10s corpus=%-6s crashes=%-3s %s' "$t" "${runs:-0}" "$corpus" "$crashes" "$status")$'\n'
 done
 echo
-echo "fuzz smoke: ${SECONDS_EACH}s per target"
+echo "fuzz smoke: ${SECONDS_EACH}s per target${PROFILE[0]:+ (${PROFILE[0]} build)}"
 printf '%s' "$summary"
 rm -rf "$LOGS"
 exit $failed

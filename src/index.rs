@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::db::{Db, DbError};
+use crate::grants::Grants;
 use crate::keys::KeyHash;
 use uuid::Uuid;
 
@@ -81,7 +82,7 @@ struct AppRef {
 struct Entry {
     id: KeyId,
     uuid: Uuid,
-    grants: Arc<crate::grants::Grants>,
+    grants: Arc<Grants>,
     /// Milliseconds; `i64::MAX` for never.
     expires_ms: i64,
     app: Option<Arc<AppRef>>,
@@ -358,7 +359,7 @@ mod tests {
             let auth = KeyAuth {
                 id: KeyId(9),
                 uuid: Uuid::new_v4(),
-                grants: Arc::new(crate::grants::Grants::root()),
+                grants: Arc::new(Grants::root()),
                 status: Status::Revoked,
                 expires_at,
                 application_id: app,

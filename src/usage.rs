@@ -79,15 +79,19 @@ impl Usage {
         self.lock().pending.len()
     }
 
-    /// The pending values, leaving none; O(1) under the lock. A map that aged out is
-    /// returned with them so that it is freed after the lock is released.
+    /// The pending values, leaving none, without walking any map under the lock. A map that
+    /// aged out is returned with them so that it is freed after the lock is released. The
+    /// maps put in their place start at the size of the ones taken out, so refilling them
+    /// does not rehash under the lock either.
     fn take(&self) -> (HashMap<KeyId, Timestamp>, HashMap<KeyId, Timestamp>) {
         let now = Timestamp::now().millis();
         let mut inner = self.lock();
-        let batch = std::mem::take(&mut inner.pending);
+        let size = inner.pending.len();
+        let batch = std::mem::replace(&mut inner.pending, HashMap::with_capacity(size));
         let mut expired = HashMap::new();
         if now - inner.window_start >= RESOLUTION_MS {
-            let recent = std::mem::take(&mut inner.recent);
+            let size = inner.recent.len();
+            let recent = std::mem::replace(&mut inner.recent, HashMap::with_capacity(size));
             expired = std::mem::replace(&mut inner.previous, recent);
             inner.window_start = now;
         }
@@ -104,11 +108,11 @@ impl Usage {
     /// Returns how many keys were written; on an error, the chunks before it stay written.
     pub async fn flush(&self, db: &Db) -> Result<usize, ApiError> {
         let (batch, expired) = self.take();
-        if batch.is_empty() {
+        if batch.is_empty() && expired.is_empty() {
             return Ok(0);
         }
-        // Sorting a big batch takes milliseconds: off the async worker, which would stall
-        // every connection it serves meanwhile.
+        // Sorting a big batch, or freeing a big map, takes milliseconds: off the async
+        // worker, which would stall every connection it serves meanwhile.
         let chunks = tokio::task::spawn_blocking(move || {
             drop(expired);
             let mut rows: Vec<(KeyId, Timestamp)> = batch.into_iter().collect();

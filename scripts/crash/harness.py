@@ -19,6 +19,12 @@ clients saw acknowledged:
   D7  a retried revoke answers 200 again, a retried delete 404, and no change is audited
       twice.
 
+Some native keys are created with an expiry a few seconds ahead: once it has passed they
+must verify EXPIRED (never VALID), before and after crashes. Some keys of every family are
+logged in with (POST /api/clients/login); the session JWT must pass GET /auth exactly while
+its key would verify VALID, and fail from the request after its key's revoke or delete was
+acknowledged, or after its key expired. Checks within 0.1 s of an expiry are skipped.
+
 A request whose connection failed after it was sent is "indeterminate": it is neither
 acknowledged nor refused, and its key's fate is learnt from the database after restart.
 Requests that could not even connect were never sent and are not counted.
@@ -29,6 +35,7 @@ the harness itself could not run.
 """
 
 import argparse
+import calendar
 import collections
 import hashlib
 import http.client
@@ -222,6 +229,36 @@ def verify_code(client, key):
     return code
 
 
+def session_status(client, jwt):
+    """GET /auth with a session JWT: 200 while its key is good for "/", 401 after."""
+    status, _ = client.call("GET", "/auth?path=/", None, {"Authorization": "Bearer " + jwt})
+    return status
+
+
+def rfc3339(epoch):
+    ms = int(round(epoch * 1000))
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def parse_rfc3339(text):
+    """Epoch seconds of the server's own "YYYY-MM-DDTHH:MM:SS.mmmZ"."""
+    whole, frac = text.rstrip("Z").split(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + int(frac) / 1000.0
+
+
+def expected_code(state, expires, t0, t1):
+    """What verify must say for a key in `state` that expires at `expires` (epoch seconds, or
+    None), asked between t0 and t1; None when the call straddles the expiry."""
+    want = VERIFY_EXPECT.get(state)
+    if want != "VALID" or expires is None:
+        return want
+    if t0 >= expires + EXPIRY_MARGIN:
+        return "EXPIRED"
+    if t1 <= expires - EXPIRY_MARGIN:
+        return "VALID"
+    return None
+
+
 def key_hash(text):
     return hashlib.sha256(text.encode()).digest()
 
@@ -230,10 +267,14 @@ def key_hash(text):
 
 
 class Key:
-    __slots__ = ("text", "hash", "id", "uuid", "family", "app", "state", "touched", "flagged")
+    __slots__ = ("text", "hash", "id", "uuid", "family", "app", "state", "touched", "flagged",
+                 "expires", "jwt", "jwt_expires")
 
-    def __init__(self, text, family, id_=None, uuid=None, app=None):
+    def __init__(self, text, family, id_=None, uuid=None, app=None, expires=None):
         self.text = text
+        self.expires = expires  # epoch seconds, or None for never
+        self.jwt = None         # a session JWT minted from this key, if one was
+        self.jwt_expires = None  # the expires_at its login advertised, epoch seconds
         self.hash = key_hash(text)
         self.id = id_
         self.uuid = uuid
@@ -258,9 +299,14 @@ TARGETS = {
     "delete_clients": FAMILIES,                # DELETE /api/clients/api-keys/{uuid}
     "delete_bulk": FAMILIES,                   # DELETE /api/clients/api-keys/bulk, two at once
 }
+# Chance that an acknowledged key is logged in with at once (its JWT is then checked too).
+LOGIN_PROB = 0.2
+# Expiry of a create_expiring key, seconds ahead; checks this close to an expiry are skipped.
+EXPIRY_RANGE = (0.3, 3.0)
+EXPIRY_MARGIN = 0.1
 OPS = [  # (op, weight)
     ("create_native", 14), ("create_shard", 8), ("create_app", 10), ("create_clients", 10),
-    ("create_application", 1),
+    ("create_application", 1), ("create_expiring", 4),
     ("revoke_native", 12), ("revoke_app", 8), ("delete_shard", 10), ("delete_clients", 10),
     ("revoke_cli", 2), ("delete_bulk", 4),
 ]
@@ -323,6 +369,10 @@ class Stats:
         self.ack_times = []
         self.retries = collections.Counter()
         self.inrun_verified = 0
+        self.sessions = 0          # logins acknowledged
+        self.session_checks = 0    # GET /auth calls made with a session JWT
+        self.expired_checks = 0    # verifies of keys whose expiry had passed
+        self.boundary_skips = 0    # checks skipped for being within EXPIRY_MARGIN of an expiry
 
     def violation(self, kind, detail):
         with self.lock:
@@ -337,6 +387,10 @@ class Stats:
         self.violations.update(other.violations)
         self.retries.update(other.retries)
         self.inrun_verified += other.inrun_verified
+        self.sessions += other.sessions
+        self.session_checks += other.session_checks
+        self.expired_checks += other.expired_checks
+        self.boundary_skips += other.boundary_skips
         self.acked_last_50ms += other.acked_last_50ms
         for kind, details in other.notes.items():
             self.notes[kind].extend(details[: max(0, 3 - len(self.notes[kind]))])
@@ -418,8 +472,14 @@ class Load:
 
     def create(self, op, client, rng):
         m = self.model
+        expires = None
         if op == "create_native":
             req = ("POST", "/api/v1/keys", {"title": "crash"}, self.bearer())
+        elif op == "create_expiring":
+            expires = time.time() + rng.uniform(*EXPIRY_RANGE)
+            req = ("POST", "/api/v1/keys", {"title": "crash", "expires_at": rfc3339(expires)}, self.bearer())
+            # The server keeps milliseconds: compare against exactly what it stored.
+            expires = int(round(expires * 1000)) / 1000.0
         elif op == "create_shard":
             req = ("POST", "/api-key", {"permissions": 3, "path": "/", "expiration_date": NEVER},
                    {"x-user-api-key": self.root})
@@ -443,9 +503,9 @@ class Load:
             self.refused(op, status)
             return
         try:
-            if op == "create_native":
+            if op in ("create_native", "create_expiring"):
                 d = body["data"]
-                key = Key(d["api_key"], "native", id_=d["id"], uuid=d["uuid"])
+                key = Key(d["api_key"], "native", id_=d["id"], uuid=d["uuid"], expires=expires)
             elif op == "create_shard":
                 key = Key(body["value"], "shard", id_=body["id"], uuid=body["uuid"])
             elif op == "create_app":
@@ -461,7 +521,24 @@ class Load:
             raise HarnessError("unexpected %s answer %s: %r (%s)" % (op, status, body, e))
         self.acked(op)
         if key is not None:
+            if rng.random() < LOGIN_PROB:
+                self.login(key, client)
             m.add(key)
+
+    def login(self, key, client):
+        """Mints a session from `key` before anyone can revoke it. A login that fails (the
+        server was killed, or the key has just expired) leaves the key without a session."""
+        try:
+            status, body = client.call("POST", "/api/clients/login", {"api_key": key.text})
+        except (NotSent, Indeterminate):
+            return
+        if status == 200:
+            key.jwt = body["data"]["token"]
+            # A session ends at the second boundary at or before its key's expiry (JWT `exp`
+            # is whole seconds): it may die up to a second before its key, never after.
+            key.jwt_expires = parse_rfc3339(body["data"]["expires_at"])
+            with self.stats.lock:
+                self.stats.sessions += 1
 
     def cli_revoke(self, key):
         """`apikeyd keys revoke ID` on the database file, as an operator would while the
@@ -532,6 +609,16 @@ class Load:
                                          % (op, k.id, k.uuid, code))
                     with self.model.lock:
                         self.model.flag(k)
+                elif k.jwt is not None:
+                    status = session_status(fresh, k.jwt)
+                    with self.stats.lock:
+                        self.stats.session_checks += 1
+                    if status != 401:
+                        kind = "D2_revoked_key_session_inrun" if done == "revoked" else "D3_deleted_key_session_inrun"
+                        self.stats.violation(kind, "%s acknowledged for key id=%s uuid=%s, then its session got %d"
+                                             % (op, k.id, k.uuid, status))
+                        with self.model.lock:
+                            self.model.flag(k)
         except (NotSent, Indeterminate):
             pass
         finally:
@@ -656,10 +743,11 @@ def check_verify(port, keys, model, stats, threads=4):
                         return
                     key = work.pop()
                 with model.lock:
-                    want = None if key.flagged else VERIFY_EXPECT.get(key.state)
-                if want is None:
+                    state = None if key.flagged else key.state
+                if VERIFY_EXPECT.get(state) is None:
                     continue
                 code = None
+                t0 = time.time()
                 for _ in range(3):
                     try:
                         code = verify_code(client, key.text)
@@ -668,20 +756,32 @@ def check_verify(port, keys, model, stats, threads=4):
                     except (NotSent, Indeterminate) as e:
                         code = "ERROR_%s" % type(e).__name__
                     time.sleep(0.05)
+                want = expected_code(state, key.expires, t0, time.time())
                 with lock:
                     done[0] += 1
+                if want is None:
+                    with stats.lock:
+                        stats.boundary_skips += 1
+                    continue
+                if want == "EXPIRED":
+                    with stats.lock:
+                        stats.expired_checks += 1
                 if code == want:
+                    if key.jwt is not None and not check_session(client, key, state, stats):
+                        with model.lock:
+                            model.flag(key)
                     continue
                 if code == "VALID":
-                    kind = "D2_revoked_key_valid" if key.state == "revoked" else "D3_deleted_key_valid"
-                elif key.state == "active" and code == "NOT_FOUND":
+                    kind = {"revoked": "D2_revoked_key_valid", "deleted": "D3_deleted_key_valid"}.get(
+                        state, "EXP_expired_key_valid")
+                elif state == "active" and code == "NOT_FOUND":
                     kind = "D1_lost_create"
                 elif code is None or code.startswith(("HTTP_", "ERROR_")):
                     kind = "CHECK_verify_unavailable"
                 else:
                     kind = "STATE_verify_code"
-                stats.violation(kind, "key id=%s uuid=%s family=%s model=%s verify=%s"
-                                % (key.id, key.uuid, key.family, key.state, code))
+                stats.violation(kind, "key id=%s uuid=%s family=%s model=%s want=%s verify=%s"
+                                % (key.id, key.uuid, key.family, state, want, code))
                 with model.lock:
                     model.flag(key)
         finally:
@@ -695,6 +795,40 @@ def check_verify(port, keys, model, stats, threads=4):
         if t.is_alive():
             raise HarnessError("verification thread stuck")
     return done[0]
+
+
+def check_session(client, key, state, stats):
+    """After verify agreed with the model: the key's session must agree too. False (and a
+    violation recorded) when it does not."""
+    code = None
+    t0 = time.time()
+    for _ in range(3):
+        try:
+            code = session_status(client, key.jwt)
+            if code < 500:
+                break
+        except (NotSent, Indeterminate) as e:
+            code = "ERROR_%s" % type(e).__name__
+        time.sleep(0.05)
+    want = expected_code(state, key.jwt_expires, t0, time.time())
+    with stats.lock:
+        stats.session_checks += 1
+        if want is None:
+            stats.boundary_skips += 1
+            return True
+    expect = 200 if want == "VALID" else 401
+    if code == expect:
+        return True
+    if code == 200:
+        kind = {"revoked": "D2_revoked_key_session", "deleted": "D3_deleted_key_session"}.get(
+            state, "EXP_expired_key_session")
+    elif code == 401:
+        kind = "D1_lost_session"
+    else:
+        kind = "CHECK_session_unavailable"
+    stats.violation(kind, "key id=%s uuid=%s family=%s model=%s want=%s session=%s"
+                    % (key.id, key.uuid, key.family, state, want, code))
+    return False
 
 
 def session(port, root, model, stats, need_app):
@@ -806,6 +940,11 @@ def main():
                     touched_ids = set(map(id, touched))
                     old = [k for k in everything if id(k) not in touched_ids]
                     to_verify = touched + rng.sample(old, min(args.sample, len(old)))
+                    # And every live key with an expiry (few: most are revoked or deleted
+                    # soon), so that many are checked again once their expiry has passed.
+                    chosen = set(map(id, to_verify))
+                    to_verify += [k for k in old if k.expires is not None and k.state == "active"
+                                  and id(k) not in chosen]
                 verified = check_verify(server.port, to_verify, model, chk)
                 verified_total += verified
                 total.add(chk)
@@ -871,6 +1010,9 @@ def main():
                                           or "none"))
     print("  in-run verifies after acked revoke/delete=%d; retries of acked revoke/delete=%d (%s)"
           % (total.inrun_verified, sum(total.retries.values()), fmt_counter(total.retries)))
+    print("  sessions minted=%d, checked over GET /auth=%d; verifies of expired keys=%d;"
+          " checks skipped at an expiry boundary=%d"
+          % (total.sessions, total.session_checks, total.expired_checks, total.boundary_skips))
     print("  keys tracked=%d (%s); applications=%d; HTTP verifies after restarts=%d"
           % (len(model.keys), fmt_counter(states), len(model.apps), verified_total))
     print("  crashes after which acknowledged writes were missing: %d of %d" % (lossy_crashes, args.cycles))

@@ -30,6 +30,11 @@ pub const MAX_CONNECTIONS_PER_WORKER: u32 = 4096;
 pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for a clean close after the response.
 pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Writes waiting for the writer beyond this many are refused with 503, so a write flood
+/// costs bounded memory.
+pub const WRITE_QUEUE_DEPTH: usize = 4096;
+/// Most queued writes committed in one transaction (one WAL fsync).
+pub const WRITE_GROUP_MAX: usize = 512;
 /// Longest key title or name, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Page size when a list call names none.

@@ -13,13 +13,8 @@ use std::thread;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::config::{WRITE_GROUP_MAX, WRITE_QUEUE_DEPTH};
 use crate::db::DbError;
-
-/// Jobs waiting beyond this many are refused with [`DbError::Overloaded`] (503), so a write
-/// flood costs bounded memory.
-const QUEUE_DEPTH: usize = 4096;
-/// Most jobs in one transaction.
-const MAX_GROUP: usize = 512;
 
 /// A queued write, type-erased so one channel carries every kind.
 trait Job: Send {
@@ -89,12 +84,13 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread on `conn`.
     pub fn start(conn: Connection) -> Result<Writer, DbError> {
-        let (queue, jobs) = mpsc::sync_channel::<Box<dyn Job>>(QUEUE_DEPTH);
+        let (queue, jobs) = mpsc::sync_channel::<Box<dyn Job>>(WRITE_QUEUE_DEPTH);
         thread::Builder::new().name("apikeyd-writer".to_owned()).spawn(move || run(&conn, &jobs))?;
         Ok(Writer { queue })
     }
 
-    /// Queues `work` and waits for its group to commit.
+    /// Queues `work` and waits for its group to commit. Past [`WRITE_QUEUE_DEPTH`] waiting
+    /// jobs it is refused at once with [`DbError::Overloaded`] (503).
     pub async fn submit<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -114,7 +110,7 @@ impl Writer {
 fn run(conn: &Connection, jobs: &Receiver<Box<dyn Job>>) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while group.len() < WRITE_GROUP_MAX {
             match jobs.try_recv() {
                 Ok(job) => group.push(job),
                 Err(_) => break,

@@ -14,15 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::test::{self, TestRequest};
+use apikeyd::config::{WRITE_GROUP_MAX, WRITE_QUEUE_DEPTH};
 use apikeyd::db;
 use common::{assert_native_error, bearer, send, TestEnv};
 use serde_json::json;
 
-/// The writer's queue depth (src/writer.rs) and the most jobs it takes into one group.
-const QUEUE_DEPTH: usize = 4096;
-const MAX_GROUP: usize = 512;
 /// Enough creates that some must be shed however many the stalled writer took in.
-const CREATES: usize = QUEUE_DEPTH + MAX_GROUP + 200;
+const CREATES: usize = WRITE_QUEUE_DEPTH + WRITE_GROUP_MAX + 200;
 
 fn count(conn: &rusqlite::Connection, sql: &str) -> usize {
     conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as usize
@@ -54,7 +52,9 @@ async fn a_stalled_writer_sheds_creates_past_the_queue_with_503_and_commits_the_
                 let now = answered.load(Ordering::SeqCst);
                 if now != last.0 {
                     last = (now, Instant::now());
-                } else if now >= CREATES - QUEUE_DEPTH - MAX_GROUP && last.1.elapsed() > Duration::from_millis(300) {
+                } else if now >= CREATES - WRITE_QUEUE_DEPTH - WRITE_GROUP_MAX
+                    && last.1.elapsed() > Duration::from_millis(300)
+                {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -95,8 +95,8 @@ async fn a_stalled_writer_sheds_creates_past_the_queue_with_503_and_commits_the_
     holder.join().unwrap();
 
     println!("overload: {CREATES} creates against a stalled writer: {} committed, {shed} shed with 503", created.len());
-    assert!(shed >= CREATES - QUEUE_DEPTH - MAX_GROUP, "the queue is bounded: only {shed} shed");
-    assert!(created.len() > QUEUE_DEPTH, "the whole queue was admitted: {} committed", created.len());
+    assert!(shed >= CREATES - WRITE_QUEUE_DEPTH - WRITE_GROUP_MAX, "the queue is bounded: only {shed} shed");
+    assert!(created.len() > WRITE_QUEUE_DEPTH, "the whole queue was admitted: {} committed", created.len());
     // A shed create left nothing behind; an admitted one left its key and its audit row.
     assert_eq!(count(&check, "SELECT count(*) FROM api_keys"), keys_before + created.len());
     assert_eq!(count(&check, "SELECT count(*) FROM audit_log"), audit_before + created.len());

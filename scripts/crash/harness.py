@@ -728,6 +728,21 @@ def check_database(db, model, stats):
     return resolved
 
 
+def with_retries(call, final, tries=3):
+    """`call()` until `final(result)` holds, at most `tries` times, 50 ms apart. A connection
+    error is the result "ERROR_<kind>"; the last result is returned either way."""
+    result = None
+    for _ in range(tries):
+        try:
+            result = call()
+            if final(result):
+                return result
+        except (NotSent, Indeterminate) as e:
+            result = "ERROR_%s" % type(e).__name__
+        time.sleep(0.05)
+    return result
+
+
 def check_verify(port, keys, model, stats, threads=4):
     """Verify each key over HTTP and compare with the model's state."""
     work = list(keys)
@@ -746,16 +761,8 @@ def check_verify(port, keys, model, stats, threads=4):
                     state = None if key.flagged else key.state
                 if VERIFY_EXPECT.get(state) is None:
                     continue
-                code = None
                 t0 = time.time()
-                for _ in range(3):
-                    try:
-                        code = verify_code(client, key.text)
-                        if not code.startswith("HTTP_5"):
-                            break
-                    except (NotSent, Indeterminate) as e:
-                        code = "ERROR_%s" % type(e).__name__
-                    time.sleep(0.05)
+                code = with_retries(lambda: verify_code(client, key.text), lambda c: not c.startswith("HTTP_5"))
                 want = expected_code(state, key.expires, t0, time.time())
                 with lock:
                     done[0] += 1
@@ -800,16 +807,8 @@ def check_verify(port, keys, model, stats, threads=4):
 def check_session(client, key, state, stats):
     """After verify agreed with the model: the key's session must agree too. False (and a
     violation recorded) when it does not."""
-    code = None
     t0 = time.time()
-    for _ in range(3):
-        try:
-            code = session_status(client, key.jwt)
-            if code < 500:
-                break
-        except (NotSent, Indeterminate) as e:
-            code = "ERROR_%s" % type(e).__name__
-        time.sleep(0.05)
+    code = with_retries(lambda: session_status(client, key.jwt), lambda c: c < 500)
     want = expected_code(state, key.jwt_expires, t0, time.time())
     with stats.lock:
         stats.session_checks += 1

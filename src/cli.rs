@@ -1,34 +1,33 @@
-//! The command line: `apikeyd [serve]` runs the server; `apikeyd keys create|list|revoke`
-//! administer the same database file offline. The offline commands are safe while a server
-//! runs on the file: WAL lets them read alongside it, busy_timeout makes writers take turns,
-//! and every change they make writes its audit row in the same transaction. The server's
-//! in-memory key index notices any commit through the WAL-index header in the `-shm` file and
-//! applies the audit log since its last look before answering (see `index`), so a CLI revoke
-//! is honoured from the server's next request.
+//! The command line: `apikeyd [serve]` runs the server (`server`); `apikeyd keys
+//! create|list|revoke|seed` administer the same database file through the same core as the
+//! HTTP families (`service::manage`), acting as the operator: a global root authority, since
+//! whoever holds the file holds every key in it. The commands are safe while a server runs
+//! on the file: WAL lets them read alongside it, busy_timeout makes writers take turns, and
+//! every change they make writes its audit row in the same transaction. The server's key
+//! index notices any commit and applies the change feed before answering (see
+//! `service::index`), so a command-line revoke is honoured from the server's next request.
 
 use std::error::Error;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use actix_web::{web, HttpServer};
 use clap::{Args, Parser, Subcommand};
-use rusqlite::{Connection, TransactionBehavior};
 
 use crate::config::{
     Config, DEFAULT_BIND, DEFAULT_DB, DEFAULT_FAILURE_BURST, DEFAULT_FAILURE_REFILL_PER_SEC, DEFAULT_JWT_TTL,
-    DISCONNECT_TIMEOUT, MAX_CONNECTIONS_PER_WORKER, MAX_PAGE_SIZE, REQUEST_HEAD_TIMEOUT,
+    MAX_CONNECTIONS_LIMIT, MAX_CONNECTIONS_PER_WORKER, MAX_JWT_TTL_SECS, MAX_PAGE_SIZE, MAX_WORKERS, SEED_CHUNK,
 };
-use crate::db::{self, Db};
-use crate::error::ApiError;
-use crate::grants::{Access, GrantPath, Grants};
-use crate::keys::ApiKey;
-use crate::manage::{self, Bootstrap, KeySpec};
-use crate::model::{KeyId, Scope};
-use crate::store::audit::AuditContext;
-use crate::store::keys::list_keys;
-use crate::timestamp::Timestamp;
-use crate::usage::FLUSH_INTERVAL;
-use crate::AppState;
+use crate::domain::grants::{Access, GrantBody, GrantPath, Grants};
+use crate::domain::key_format::ApiKey;
+use crate::domain::model::{KeyId, Standing};
+use crate::domain::new_key::{NewKey, Title};
+use crate::domain::timestamp::Timestamp;
+use crate::error::Op;
+use crate::server::{self, ServeOptions, ROOT_KEY_ENV};
+use crate::service::authority::{Actor, Manager};
+use crate::service::manage::{Manage, PageRequest};
+use crate::service::scope::KeyRef;
+use crate::storage::Db;
 
 /// Anything that stops a command.
 pub type CliResult = Result<(), Box<dyn Error>>;
@@ -61,7 +60,7 @@ struct ServeArgs {
     bind: String,
     /// Lifetime of session JWTs, in seconds.
     #[arg(long = "jwt-ttl", env = "APIKEYD_JWT_TTL", default_value_t = DEFAULT_JWT_TTL.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_JWT_TTL_SECS))]
     jwt_ttl_secs: u64,
     /// Allow a non-loopback listen address without TLS: only when a proxy in front terminates
     /// TLS (apikeyd carries keys in headers and must not take them over plain HTTP from afar).
@@ -83,11 +82,11 @@ struct ServeArgs {
     #[arg(long = "auth-failure-rate", env = "APIKEYD_AUTH_FAILURE_RATE", default_value_t = DEFAULT_FAILURE_REFILL_PER_SEC)]
     failure_rate: u32,
     /// HTTP worker threads (default: one per core). A sidecar sharing a node can take one.
-    #[arg(long, env = "APIKEYD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, env = "APIKEYD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
     workers: Option<u16>,
     /// Open connections each worker accepts; past it the listener waits until some close.
     #[arg(long = "max-connections", env = "APIKEYD_MAX_CONNECTIONS", default_value_t = MAX_CONNECTIONS_PER_WORKER,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONNECTIONS_LIMIT)))]
     max_connections: u32,
 }
 
@@ -140,9 +139,6 @@ enum KeysCommand {
     },
 }
 
-/// The variable that chooses the root key of a new database.
-const ROOT_KEY_ENV: &str = "APIKEYD_ROOT_KEY";
-
 /// What the command line asks for, once "no subcommand" has been read as `serve`.
 #[derive(Debug)]
 enum Action {
@@ -189,159 +185,93 @@ fn root_key_from_env() -> Result<Option<ApiKey>, Box<dyn Error>> {
 fn serve(args: ServeArgs) -> CliResult {
     let root_key = root_key_from_env()?;
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        (Some(cert), Some(key)) => Some(crate::http::tls::server_config(cert, key)?),
         _ => None,
     };
-    refuse_plaintext_exposure(&args.bind, args.behind_tls_proxy || tls.is_some())?;
-    let (workers, max_connections) = (args.workers, args.max_connections);
-    let config = Config {
+    server::serve(ServeOptions {
         db_path: args.db.path,
         bind: args.bind,
         root_key,
-        jwt_ttl: std::time::Duration::from_secs(args.jwt_ttl_secs),
-        trusted_proxies: args.trusted_proxies,
-        failure_burst: args.failure_burst,
-        failure_refill_per_sec: args.failure_rate,
-    };
-    log::debug!("starting with {config:?}");
-    let mut conn = db::open_connection(&config.db_path)?;
-    match manage::bootstrap(&mut conn, config.root_key.as_ref())? {
-        // The one time this key is ever shown: the database keeps only its hash.
-        Bootstrap::Generated(key) => eprintln!("root key: {}", key.expose()),
-        // Straight to stderr, not through the logger, so no log filter can hide it.
-        Bootstrap::AlreadyInitialised if config.root_key.is_some() => eprintln!(
-            "apikeyd: warning: {ROOT_KEY_ENV} is set but was ignored: {} already has keys, and the \
-             variable only chooses the root key of a new database. Nothing was stored; unset it.",
-            config.db_path.display()
-        ),
-        Bootstrap::AlreadyInitialised | Bootstrap::Installed => {}
-    }
-    drop(conn);
-    let state = web::Data::new(AppState::new(Db::open(&config.db_path)?, &config)?);
-    let warming = state.clone();
-    std::thread::Builder::new().name("apikeyd-warm".to_owned()).spawn(move || warming.index.keep_warm(&warming.db))?;
-    actix_web::rt::System::new().block_on(async move {
-        let app_state = state.clone();
-        let mut server = HttpServer::new(move || crate::app(app_state.clone()))
-            .max_connections(max_connections as usize)
-            .client_request_timeout(REQUEST_HEAD_TIMEOUT)
-            .client_disconnect_timeout(DISCONNECT_TIMEOUT);
-        if let Some(workers) = workers {
-            server = server.workers(usize::from(workers));
-        }
-        let server = match tls {
-            Some(tls) => server.bind_rustls_0_23(&config.bind, tls)?,
-            None => server.bind(&config.bind)?,
-        };
-        for addr in server.addrs() {
-            log::info!("listening on {addr}");
-            eprintln!("listening on {addr}");
-        }
-        let flusher = actix_web::rt::spawn(flush_usage_periodically(state.clone()));
-        let result = server.run().await;
-        // Graceful shutdown (SIGTERM, SIGINT): the server has drained; write what is pending.
-        flusher.abort();
-        if let Err(e) = state.usage.flush(&state.db).await {
-            log::warn!("last_used_at not flushed at shutdown: {e}");
-        }
-        result
-    })?;
-    Ok(())
+        tls,
+        behind_tls_proxy: args.behind_tls_proxy,
+        workers: args.workers.map(usize::from),
+        max_connections: args.max_connections as usize,
+        config: Config {
+            jwt_ttl: std::time::Duration::from_secs(args.jwt_ttl_secs),
+            trusted_proxies: args.trusted_proxies,
+            failure_burst: args.failure_burst,
+            failure_refill_per_sec: args.failure_rate,
+        },
+    })
 }
 
-/// Refuses to listen beyond loopback over plain HTTP, unless apikeyd serves TLS itself or a
-/// TLS-terminating proxy is declared (`encrypted`).
-fn refuse_plaintext_exposure(bind: &str, encrypted: bool) -> Result<(), Box<dyn Error>> {
-    use std::net::ToSocketAddrs;
-    let exposed: Vec<_> = bind.to_socket_addrs()?.filter(|a| !a.ip().is_loopback()).collect();
-    if exposed.is_empty() || encrypted {
-        return Ok(());
-    }
-    Err(format!(
-        "refusing to listen on {bind} (not loopback) without TLS: keys would cross the network in clear. \
-         Serve TLS with --tls-cert and --tls-key, or put a TLS-terminating proxy in front and pass \
-         --behind-tls-proxy (APIKEYD_BEHIND_TLS_PROXY=true), or bind to 127.0.0.1"
-    )
-    .into())
-}
-
-/// Writes pending `last_used_at` values every [`FLUSH_INTERVAL`].
-async fn flush_usage_periodically(state: web::Data<AppState>) {
-    let mut tick = actix_web::rt::time::interval(FLUSH_INTERVAL);
-    loop {
-        tick.tick().await;
-        if let Err(e) = state.usage.flush(&state.db).await {
-            log::warn!("last_used_at flush failed, will retry with newer values: {e}");
-        }
-    }
+/// Runs `work` against the database at `path` as the operator, on a runtime of its own.
+fn as_operator<T>(
+    path: &Path,
+    work: impl AsyncFnOnce(Manage<'_>) -> Result<T, Box<dyn Error>>,
+) -> Result<T, Box<dyn Error>> {
+    let db = Db::open(path)?;
+    let manager: Manager = Actor::operator().manager(Op::Manage)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    runtime.block_on(work(Manage::new(&db, &manager)))
 }
 
 fn create(path: &Path, title: &str, grant_args: &[String], expires_at: Option<&str>) -> CliResult {
-    let title = manage::validate_title(Some(&serde_json::Value::from(title)), "title")?;
+    let title = Title::parse(title).map_err(|e| format!("--title: {e}"))?;
     let grants = if grant_args.is_empty() { Grants::root() } else { parse_grant_args(grant_args)? };
-    let expires_at = expires_at.map(Timestamp::parse_rfc3339).transpose()?;
-    if expires_at.is_some_and(|at| at <= Timestamp::now()) {
-        return Err("--expires-at must be in the future".into());
-    }
-    let spec = KeySpec { title, grants, expires_at, application_id: None };
-    let key = manage::generate_key()?;
-    let mut conn = db::open_connection(path)?;
-    let record = in_transaction(&mut conn, |tx| manage::insert_new_key(tx, &spec, &key, &offline()))?;
-    println!("{}", key.expose());
-    eprintln!("created key {} ({}); this is the only time it is shown", record.id, record.prefix);
+    let expires_at = expires_at.map(Timestamp::parse_rfc3339).transpose().map_err(|e| format!("--expires-at: {e}"))?;
+    let made = as_operator(path, async |keys| Ok(keys.create_key(NewKey::with(title, grants, expires_at)).await?))?;
+    println!("{}", made.key.expose());
+    eprintln!("created key {} ({}); this is the only time it is shown", made.record.id, made.record.prefix);
     Ok(())
 }
 
 fn seed(path: &Path, count: u64, grant_args: &[String]) -> CliResult {
-    const CHUNK: u64 = 10_000;
     let grants = if grant_args.is_empty() { Grants::root() } else { parse_grant_args(grant_args)? };
-    let spec = KeySpec { title: "seeded".to_owned(), grants, expires_at: None, application_id: None };
-    let mut conn = db::open_connection(path)?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut done = 0;
-    while done < count {
-        let n = CHUNK.min(count - done);
-        let keys = in_transaction(&mut conn, |tx| {
-            let ctx = offline();
-            (0..n)
-                .map(|_| {
-                    let key = manage::generate_key()?;
-                    manage::insert_new_key(tx, &spec, &key, &ctx)?;
-                    Ok(key)
-                })
-                .collect::<Result<Vec<_>, ApiError>>()
-        })?;
-        for key in &keys {
-            writeln!(out, "{}", key.expose())?;
+    let title = Title::parse("seeded")?;
+    as_operator(path, async |keys| {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut done = 0;
+        while done < count {
+            let n = (SEED_CHUNK as u64).min(count - done);
+            let batch = (0..n).map(|_| NewKey::with(title.clone(), grants.clone(), None)).collect();
+            // Printed only after the transaction holding them has committed.
+            for made in keys.create_keys(batch).await? {
+                writeln!(out, "{}", made.key.expose())?;
+            }
+            done += n;
         }
-        done += n;
-    }
-    out.flush()?;
-    Ok(())
+        out.flush()?;
+        Ok(())
+    })
 }
 
 fn list(path: &Path) -> CliResult {
-    let conn = db::open_connection(path)?;
-    let now = Timestamp::now();
-    let mut before = None;
-    loop {
-        let page = list_keys(&conn, Scope::Global, before, None, MAX_PAGE_SIZE)?;
-        for k in &page {
-            let grants: Vec<String> = k.grants.iter().map(|g| format!("{}:{}", g.access.as_str(), g.path)).collect();
-            let status = if k.status.as_str() == "active" && k.is_expired(now) { "expired" } else { k.status.as_str() };
-            println!("{}\t{}\t{}\t{}\t{}\t{}", k.id, k.uuid, status, k.prefix, grants.join(","), k.title);
+    as_operator(path, async |keys| {
+        let now = Timestamp::now();
+        let mut cursor = None;
+        loop {
+            let page = keys.list_keys(None, None, PageRequest { limit: MAX_PAGE_SIZE, cursor }).await?;
+            for k in &page.keys {
+                let grants: Vec<String> =
+                    k.grants.iter().map(|g| format!("{}:{}", g.access.as_str(), g.path)).collect();
+                let status = match k.standing(now) {
+                    Standing::Expired => "expired",
+                    _ => k.status.as_str(),
+                };
+                println!("{}\t{}\t{}\t{}\t{}\t{}", k.id, k.uuid, status, k.prefix, grants.join(","), k.title);
+            }
+            match (page.next_cursor, page.keys.last()) {
+                (Some(_), Some(last)) => cursor = Some(last.id),
+                _ => return Ok(()),
+            }
         }
-        match page.last() {
-            Some(last) if page.len() == MAX_PAGE_SIZE as usize => before = Some(last.id),
-            _ => return Ok(()),
-        }
-    }
+    })
 }
 
 fn revoke(path: &Path, id: &str) -> CliResult {
     let id = KeyId::parse(id).ok_or("ID must be a positive integer")?;
-    let mut conn = db::open_connection(path)?;
-    let record = in_transaction(&mut conn, |tx| manage::revoke_key(tx, Scope::Global, None, id, &offline()))?;
+    let record = as_operator(path, async |keys| Ok(keys.revoke_key(KeyRef::Id(id)).await?))?;
     println!("revoked key {} ({})", record.id, record.prefix);
     Ok(())
 }
@@ -354,39 +284,15 @@ fn parse_grant_args(args: &[String]) -> Result<Grants, Box<dyn Error>> {
         let access =
             Access::parse(access).ok_or_else(|| format!("--grant {arg}: access is read, write or read_write"))?;
         let path = GrantPath::parse(path).map_err(|e| format!("--grant {arg}: {e}"))?;
-        bodies.push(crate::grants::GrantBody { path: path.as_str().to_owned(), access });
+        bodies.push(GrantBody { path: path.as_str().to_owned(), access });
     }
     Ok(Grants::from_bodies(&bodies)?)
-}
-
-fn offline() -> AuditContext {
-    AuditContext { actor: None, request_id: None, at: Timestamp::now() }
-}
-
-/// Runs `f` in an IMMEDIATE transaction (takes the write lock up front, waiting for the
-/// server's writer through busy_timeout) and commits only if it succeeds.
-fn in_transaction<T>(
-    conn: &mut Connection,
-    f: impl FnOnce(&Connection) -> Result<T, ApiError>,
-) -> Result<T, Box<dyn Error>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let out = f(&tx)?;
-    tx.commit()?;
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
-
-    #[test]
-    fn plaintext_beyond_loopback_needs_tls_or_a_declared_proxy() {
-        assert!(refuse_plaintext_exposure("127.0.0.1:8080", false).is_ok());
-        assert!(refuse_plaintext_exposure("[::1]:8080", false).is_ok());
-        assert!(refuse_plaintext_exposure("0.0.0.0:8080", false).is_err());
-        assert!(refuse_plaintext_exposure("0.0.0.0:8080", true).is_ok());
-    }
 
     fn parse(args: &[&str]) -> Action {
         Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}")).action()

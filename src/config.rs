@@ -1,17 +1,26 @@
-//! Every default and limit in one place, and the server's run-time configuration.
-//! `Debug` never prints secrets.
+//! Every default and limit in one place, and the settings the core runs with. Imports
+//! nothing from the crate: every other module may read it. The OpenAPI document, the
+//! command line's ranges and the README's limits table are all written from these values.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::keys::ApiKey;
+// ---- Where it runs ----
 
 /// Default database file, relative to the working directory.
 pub const DEFAULT_DB: &str = "data/apikeyd.db";
 /// Default listen address: loopback only.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Most HTTP worker threads `--workers` accepts.
+pub const MAX_WORKERS: u16 = 256;
+/// Open connections each worker accepts; past it the listener stops accepting until some
+/// close (actix's default is 25,000: far more than a sidecar needs, and memory follows).
+pub const MAX_CONNECTIONS_PER_WORKER: u32 = 4096;
+/// Largest `--max-connections`.
+pub const MAX_CONNECTIONS_LIMIT: u32 = 1_000_000;
+
+// ---- Requests ----
+
 /// Largest accepted request body. Every body here is a small JSON object.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Largest bulk-delete body: 1,000 UUIDs of 36 characters, quoted and separated, fit.
@@ -23,40 +32,81 @@ pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 /// 431 before any routing; this lower limit is enforced by the app, so the 431 comes in the
 /// endpoint's own envelope.
 pub const MAX_HEADERS: usize = 64;
-/// Open connections each worker accepts; past it the listener stops accepting until some
-/// close (actix's default is 25,000: far more than a sidecar needs, and memory follows).
-pub const MAX_CONNECTIONS_PER_WORKER: u32 = 4096;
 /// A client must send its whole request head within this (slowloris is cut off).
 pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for a clean close after the response.
 pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest key title or application name, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Most grants one key may hold.
+pub const MAX_GRANTS: usize = 32;
+/// Longest grant path, in bytes.
+pub const MAX_PATH_LEN: usize = 1024;
+/// Longest RFC 3339 text accepted (the parser is never handed more).
+pub const MAX_TIMESTAMP_LEN: usize = 64;
+/// Page size when a list call names none.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// Largest page a list call may ask for.
+pub const MAX_PAGE_SIZE: u32 = 200;
+/// Most ids one bulk delete may name.
+pub const MAX_BULK: usize = 1000;
+/// Malformed ids a bulk delete's 400 names, at most, and how many characters of each.
+pub const MAX_BAD_IDS_SHOWN: usize = 20;
+/// See [`MAX_BAD_IDS_SHOWN`].
+pub const MAX_BAD_ID_CHARS: usize = 64;
+/// Longest parser message passed on to a client, in characters.
+pub const MAX_PARSER_MESSAGE_CHARS: usize = 300;
+
+// ---- Authentication ----
+
+/// Failed authentications a client address may make in a burst.
+pub const DEFAULT_FAILURE_BURST: u32 = 50;
+/// Failed authentications per second a client address regains.
+pub const DEFAULT_FAILURE_REFILL_PER_SEC: u32 = 10;
+/// Client addresses whose failures are tracked one by one; past it, new addresses share one
+/// bucket.
+pub const MAX_TRACKED_ADDRESSES: usize = 100_000;
+/// Lifetime of a session JWT unless configured.
+pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(3600);
+/// Longest session lifetime `--jwt-ttl` accepts, in seconds.
+pub const MAX_JWT_TTL_SECS: u64 = 86_400;
+
+// ---- Storage ----
+
 /// Writes waiting for the writer beyond this many are refused with 503, so a write flood
 /// costs bounded memory.
 pub const WRITE_QUEUE_DEPTH: usize = 4096;
 /// Most queued writes committed in one transaction (one WAL fsync).
 pub const WRITE_GROUP_MAX: usize = 512;
-/// Longest key title or name, in characters.
-pub const MAX_TITLE_CHARS: usize = 200;
-/// Page size when a list call names none.
-pub const DEFAULT_PAGE_SIZE: u32 = 50;
-/// Failed authentications a client address may make in a burst.
-pub const DEFAULT_FAILURE_BURST: u32 = 50;
-/// Failed authentications per second a client address regains.
-pub const DEFAULT_FAILURE_REFILL_PER_SEC: u32 = 10;
-/// Lifetime of a session JWT unless configured.
-pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(3600);
-/// Largest page a list call may ask for.
-pub const MAX_PAGE_SIZE: u32 = 200;
+/// How long a connection waits for another writer (the CLI, another process) before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read connections kept open for the blocking pool.
+pub const READ_POOL_SIZE: u32 = 8;
+/// Longest wait for a hot-path connection; past it the request fails closed with 5xx.
+pub const HOT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(250);
+/// Hot-path reads wait this long for a lock (WAL readers rarely wait at all); a stalled
+/// async worker would stall every connection on it.
+pub const HOT_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
+/// Keys `apikeyd keys seed` writes per transaction.
+pub const SEED_CHUNK: usize = 10_000;
 
-/// How the server runs.
-#[derive(Clone)]
+// ---- The key index and usage ----
+
+/// A change feed longer than this (a bulk load by another process) clears the key index and
+/// warms it again in the background, instead of being applied under the lock.
+pub const INDEX_MAX_FEED: u32 = 10_000;
+/// Rows per warming page; the index's write lock is held for one page at a time.
+pub const INDEX_WARM_PAGE: u32 = 10_000;
+/// How often pending `last_used_at` values are written.
+pub const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+/// `last_used_at` is kept to this resolution.
+pub const USAGE_RESOLUTION_MS: i64 = 60_000;
+/// Most rows one `last_used_at` flush transaction writes.
+pub const USAGE_FLUSH_CHUNK: usize = 1_000;
+
+/// What the core runs with: the settings a deployment may change. No secrets.
+#[derive(Clone, Debug)]
 pub struct Config {
-    /// SQLite file.
-    pub db_path: PathBuf,
-    /// Listen address.
-    pub bind: String,
-    /// Root key to install on first start (APIKEYD_ROOT_KEY); generated when absent.
-    pub root_key: Option<ApiKey>,
     /// Lifetime of session JWTs.
     pub jwt_ttl: Duration,
     /// Proxies whose `X-Forwarded-For` is believed when finding the client's address.
@@ -70,27 +120,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            db_path: PathBuf::from(DEFAULT_DB),
-            bind: DEFAULT_BIND.to_owned(),
-            root_key: None,
             jwt_ttl: DEFAULT_JWT_TTL,
             trusted_proxies: Vec::new(),
             failure_burst: DEFAULT_FAILURE_BURST,
             failure_refill_per_sec: DEFAULT_FAILURE_REFILL_PER_SEC,
         }
-    }
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("db_path", &self.db_path)
-            .field("bind", &self.bind)
-            .field("root_key", &self.root_key.as_ref().map(|_| "<set>"))
-            .field("jwt_ttl", &self.jwt_ttl)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("failure_burst", &self.failure_burst)
-            .field("failure_refill_per_sec", &self.failure_refill_per_sec)
-            .finish()
     }
 }

@@ -1,22 +1,18 @@
-//! One error type for every family. [`ApiError`] says what went wrong in terms a client can
-//! act on; each family renders it in its own envelope through a [`Family`] implementation,
-//! and handlers return [`Failure<F>`] so the right envelope is chosen by the route's family.
-//! Internal causes are logged once here, with their detail, and reach the client as a
-//! generic message: never SQL text, never a key.
+//! One error type for every family and the command line. [`ApiError`] says what went wrong
+//! in terms a client can act on, and carries the facts a family needs to word it (which
+//! operation was refused, which key was missing); each family's envelope renders it once
+//! (`http::envelope`). Internal causes are logged here, once, with their detail, and reach
+//! the client as a generic message: never SQL text, never a key.
 
-use std::borrow::Cow;
 use std::fmt;
-use std::marker::PhantomData;
 
-use actix_web::error::JsonPayloadError;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
-use serde_json::json;
+use uuid::Uuid;
 
-use crate::db::DbError;
-use crate::keys;
-use crate::request_id;
+use crate::config::MAX_PARSER_MESSAGE_CHARS;
+use crate::domain::key_format;
+use crate::domain::new_key::NewKeyError;
+use crate::storage::StoreError;
 
 /// What went wrong, as a client can act on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,23 +25,25 @@ pub enum ApiError {
         /// For people.
         message: String,
         /// The offending field or path parameter, when there is one.
-        field: Option<&'static str>,
+        field: Option<Field>,
+    },
+    /// Occurs when a key tries to revoke or delete itself.
+    OwnKey {
+        /// Revoke or delete.
+        act: Act,
+        /// The key's UUID.
+        key: Uuid,
     },
     /// Occurs when no credential, a malformed one, or one that is unknown, revoked, deleted
     /// or expired is presented.
-    Unauthorized(&'static str),
-    /// Occurs when the caller is authenticated but its grants do not allow the action.
-    Forbidden(&'static str),
+    Unauthenticated(AuthFailure),
+    /// Occurs when the caller is authenticated but may not do this.
+    Forbidden(Denied),
     /// Occurs when the resource does not exist in the caller's scope (a key in another
     /// application's scope is reported exactly like one that does not exist).
-    NotFound(Cow<'static, str>),
-    /// Occurs when the resource's state forbids the action (e.g. revoking a deleted key).
-    Conflict {
-        /// Stable snake_case code.
-        code: &'static str,
-        /// For people.
-        message: &'static str,
-    },
+    NotFound(Missing),
+    /// Occurs when revoking a key that was deleted.
+    KeyDeleted,
     /// Occurs when the route exists but not for this method.
     MethodNotAllowed(&'static [Method]),
     /// Occurs when the body is over the size limit.
@@ -65,20 +63,98 @@ pub enum ApiError {
     Internal,
 }
 
+/// A field a 400 is about: named by the parser that met it, or the key being acted on,
+/// which each family names its own way (`id`, `keyId`, `api_key_id`, `value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// A body field or path parameter, by its name in the request.
+    Named(&'static str),
+    /// The key the request acts on.
+    TargetKey,
+}
+
+/// What a key may not do to itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// Revoke.
+    Revoke,
+    /// Delete.
+    Delete,
+}
+
+/// Which kind of authentication failed. Which check failed is never said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// The request's credential (a key or session JWT in its headers).
+    Credential,
+    /// The key offered to a login call.
+    Login,
+}
+
+/// An operation that needs a managing key, so a family can say which one was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Any management call (the families that do not say which).
+    Manage,
+    /// Listing keys.
+    ListKeys,
+    /// Creating a key.
+    CreateKey,
+    /// Deleting one key.
+    DeleteKey,
+    /// Deleting several keys at once.
+    DeleteKeys,
+}
+
+/// Why an authenticated caller was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No write on `/`: the key manages nothing.
+    NotManager(Op),
+    /// Not a root key (read_write on `/`, no expiry).
+    NotRoot,
+    /// Not a global key (applications are made by global keys only).
+    NotGlobal,
+    /// The new key's grants are not within the creator's.
+    GrantsExceed,
+    /// The new key's expiry is later than the creator's.
+    ExpiryExceeds,
+}
+
+/// What was not found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// The key named (by id or UUID).
+    Key,
+    /// Some of the keys named by a bulk call: these.
+    Keys(Vec<Uuid>),
+    /// An active key with the value given.
+    ActiveKey,
+    /// The application named.
+    Application,
+    /// No route has this path.
+    Route,
+}
+
 impl ApiError {
     /// A 400 `invalid_request` about one field.
     pub fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::BadRequest { code: "invalid_request", message: message.into(), field: Some(field) }
+        ApiError::BadRequest { code: "invalid_request", message: message.into(), field: Some(Field::Named(field)) }
+    }
+
+    /// A 400 `invalid_request` about the request as a whole.
+    pub fn invalid_body(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest { code: "invalid_request", message: message.into(), field: None }
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest { .. } | ApiError::OwnKey { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::KeyDeleted => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -92,10 +168,13 @@ impl ApiError {
     /// The stable code clients match on.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest { code, .. } | ApiError::Conflict { code, .. } => code,
-            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::OwnKey { act: Act::Revoke, .. } => "cannot_revoke_current_key",
+            ApiError::OwnKey { act: Act::Delete, .. } => "cannot_delete_current_key",
+            ApiError::Unauthenticated(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::KeyDeleted => "key_deleted",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::HeadersTooLarge => "headers_too_large",
@@ -106,13 +185,29 @@ impl ApiError {
         }
     }
 
-    /// The message for people.
-    pub fn message(&self) -> &str {
-        match self {
-            ApiError::BadRequest { message, .. } => message,
-            ApiError::Unauthorized(m) | ApiError::Forbidden(m) => m,
-            ApiError::NotFound(m) => m,
-            ApiError::Conflict { message, .. } => message,
+    /// The message for people, as the native family and the command line word it; other
+    /// families reword some of these in their envelope.
+    pub fn message(&self) -> String {
+        let text = match self {
+            ApiError::BadRequest { message, .. } => return message.clone(),
+            ApiError::OwnKey { act: Act::Revoke, .. } => "The API key used for this request cannot revoke itself",
+            ApiError::OwnKey { act: Act::Delete, .. } => "The API key used for this request cannot delete itself",
+            ApiError::Unauthenticated(AuthFailure::Credential) => "API key required or invalid API key",
+            ApiError::Unauthenticated(AuthFailure::Login) => "Invalid API key",
+            ApiError::Forbidden(Denied::NotManager(_)) => "Managing API keys requires write access to /",
+            ApiError::Forbidden(Denied::NotRoot) => "This call requires a root key (read_write on /, no expiry)",
+            ApiError::Forbidden(Denied::NotGlobal) => "Only a global key can create applications",
+            ApiError::Forbidden(Denied::GrantsExceed) => "Requested grants exceed the grants of the calling key",
+            ApiError::Forbidden(Denied::ExpiryExceeds) => "Requested expiry is later than the calling key's expiry",
+            ApiError::NotFound(Missing::Key) => "API key not found",
+            ApiError::NotFound(Missing::Keys(missing)) => {
+                let names: Vec<String> = missing.iter().map(Uuid::to_string).collect();
+                return format!("API Key not found: {}", names.join(", "));
+            }
+            ApiError::NotFound(Missing::ActiveKey) => "No such active API key",
+            ApiError::NotFound(Missing::Application) => "Application not found",
+            ApiError::NotFound(Missing::Route) => "No such route",
+            ApiError::KeyDeleted => "API key was deleted",
             ApiError::MethodNotAllowed(_) => "Method not allowed on this route",
             ApiError::PayloadTooLarge => "Request body is too large",
             ApiError::HeadersTooLarge => "Request headers are too large",
@@ -120,59 +215,25 @@ impl ApiError {
             ApiError::RateLimited { .. } => "Too many failed requests; retry later",
             ApiError::Unavailable => "Server is overloaded; retry later",
             ApiError::Internal => "Internal server error",
-        }
+        };
+        text.to_owned()
     }
 
-    /// Maps an actix JSON extractor failure. Parser messages can quote the client's input,
-    /// which may hold a key, so they are redacted before use.
-    pub fn from_json(err: &JsonPayloadError) -> ApiError {
-        match err {
-            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-                ApiError::PayloadTooLarge
-            }
-            JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-            JsonPayloadError::Deserialize(e) => ApiError::from_serde(e),
-            _ => ApiError::BadRequest {
-                code: "invalid_request",
-                message: "Request body could not be read".to_owned(),
-                field: None,
-            },
-        }
-    }
-
-    /// Maps a serde_json failure on a request body.
+    /// Maps a serde_json failure on a request body. Parser messages can quote the client's
+    /// input, which may hold a key, so they are redacted before use.
     pub fn from_serde(e: &serde_json::Error) -> ApiError {
         let message = if e.is_data() {
-            format!("Invalid request body: {}", keys::redact(&e.to_string()))
+            format!("Invalid request body: {}", key_format::redact(&e.to_string()))
         } else {
-            format!("Malformed JSON body: {}", keys::redact(&e.to_string()))
+            format!("Malformed JSON body: {}", key_format::redact(&e.to_string()))
         };
-        let message: String = message.chars().take(300).collect();
-        ApiError::BadRequest { code: "invalid_request", message, field: None }
+        ApiError::invalid_body(message.chars().take(MAX_PARSER_MESSAGE_CHARS).collect::<String>())
     }
 
     /// Logs an internal cause once and hides it from the client.
     pub fn internal(cause: &dyn fmt::Display) -> ApiError {
         log::error!("internal error: {cause}");
         ApiError::Internal
-    }
-
-    /// Status line plus the headers some errors carry (Allow, Retry-After).
-    fn response_head(&self) -> HttpResponseBuilder {
-        let mut builder = HttpResponse::build(self.status());
-        match self {
-            ApiError::MethodNotAllowed(methods) => {
-                let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
-                if let Ok(v) = HeaderValue::from_str(&allow) {
-                    builder.insert_header((header::ALLOW, v));
-                }
-            }
-            ApiError::RateLimited { retry_after } => {
-                builder.insert_header((header::RETRY_AFTER, retry_after.to_string()));
-            }
-            _ => {}
-        }
-        builder
     }
 }
 
@@ -184,10 +245,10 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-impl From<DbError> for ApiError {
-    fn from(e: DbError) -> ApiError {
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
         match e {
-            DbError::Overloaded => {
+            StoreError::Overloaded => {
                 log::warn!("write queue full; shedding a write with 503");
                 ApiError::Unavailable
             }
@@ -196,224 +257,12 @@ impl From<DbError> for ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> ApiError {
-        ApiError::internal(&e)
-    }
-}
-
-/// One API shape's way of writing an error body.
-pub trait Family: 'static {
-    /// The body for `err`; status and headers are set by the caller.
-    fn error_body(err: &ApiError) -> serde_json::Value;
-}
-
-/// An [`ApiError`] on its way out through family `F`'s envelope.
-pub struct Failure<F> {
-    /// The error.
-    pub error: ApiError,
-    family: PhantomData<F>,
-}
-
-impl<F> From<ApiError> for Failure<F> {
-    fn from(error: ApiError) -> Failure<F> {
-        Failure { error, family: PhantomData }
-    }
-}
-
-impl<F> From<DbError> for Failure<F> {
-    fn from(e: DbError) -> Failure<F> {
-        ApiError::from(e).into()
-    }
-}
-
-impl<F> fmt::Debug for Failure<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.error, f)
-    }
-}
-
-impl<F> fmt::Display for Failure<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.error, f)
-    }
-}
-
-impl<F: Family> ResponseError for Failure<F> {
-    fn status_code(&self) -> StatusCode {
-        self.error.status()
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        self.error.response_head().json(F::error_body(&self.error))
-    }
-}
-
-/// Renders `err` in the envelope of the family that owns `path`: for failures decided before
-/// a route is matched (unknown routes, oversized headers).
-pub fn render_for_path(path: &str, err: ApiError) -> HttpResponse {
-    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
-    if under("/api-key") {
-        Failure::<Shard>::from(err).error_response()
-    } else if under("/api/v1/applications") {
-        Failure::<Applications>::from(err).error_response()
-    } else if under("/api/clients") {
-        Failure::<Clients>::from(err).error_response()
-    } else {
-        Failure::<Native>::from(err).error_response()
-    }
-}
-
-/// The native `/api/v1` family (seeds 000, 002):
-/// `{"success": false, "error": {"code", "message"}, "request_id"}`.
-pub struct Native;
-
-impl Family for Native {
-    fn error_body(err: &ApiError) -> serde_json::Value {
-        json!({
-            "success": false,
-            "error": { "code": err.code(), "message": err.message() },
-            "request_id": request_id::current(),
-        })
-    }
-}
-
-/// The shard-node `/api-key` family (seed 004), whose seed leaves the body open:
-/// `{"error": code, "message", "request_id"}`.
-pub struct Shard;
-
-impl Family for Shard {
-    fn error_body(err: &ApiError) -> serde_json::Value {
-        json!({ "error": err.code(), "message": err.message(), "request_id": request_id::current() })
-    }
-}
-
-/// The applications family (seed 001): `{"error": <reason>, "message", "code": <status>}`,
-/// with `details: [{field, message}]` on 400. Messages for 400/401/403/404 are the seed's
-/// own; for a 400 the specific reason goes in `details`.
-pub struct Applications;
-
-impl Family for Applications {
-    fn error_body(err: &ApiError) -> serde_json::Value {
-        let status = err.status();
-        let reason = status.canonical_reason().unwrap_or("Error");
-        let message = match status.as_u16() {
-            400 => "The request contains invalid parameters or malformed data",
-            401 => "Authentication required. Please provide a valid API token",
-            403 => "You don't have permission to access this resource",
-            404 => "The requested resource was not found",
-            _ => err.message(),
+impl From<NewKeyError> for ApiError {
+    fn from(e: NewKeyError) -> ApiError {
+        let field = match e {
+            NewKeyError::Grants(_) => "grants",
+            NewKeyError::ExpiresAt(_) => "expires_at",
         };
-        let mut body = json!({ "error": reason, "message": message, "code": status.as_u16() });
-        if let ApiError::BadRequest { field, message, .. } = err {
-            body["details"] = json!([{ "field": field.unwrap_or("body"), "message": message }]);
-        }
-        body
-    }
-}
-
-/// The clients family (seed 003): `{"status": <status>, "message", "data": null}`. A failed
-/// bearer credential reads "Invalid JWT token", as in the seed; handlers set the other
-/// messages (the seed's exact texts for the delete call).
-pub struct Clients;
-
-impl Family for Clients {
-    fn error_body(err: &ApiError) -> serde_json::Value {
-        let status = err.status().as_u16();
-        let message = match err {
-            ApiError::Unauthorized(m) if *m == crate::auth::UNAUTHORIZED => "Invalid JWT token",
-            other => other.message(),
-        };
-        json!({ "status": status, "message": message, "data": null })
-    }
-}
-
-/// Schemas of the error bodies above, for the OpenAPI document (`api::openapi`). They are
-/// never serialised: each mirrors what one [`Family::error_body`] renders, and
-/// `tests/openapi.rs` checks rendered bodies against them.
-pub mod schema {
-    use utoipa::openapi::schema::{ObjectBuilder, Type};
-    use utoipa::ToSchema;
-
-    /// The native family's error: `{"success": false, "error": {"code", "message"}, "request_id"}`.
-    #[derive(ToSchema)]
-    #[allow(dead_code)] // schema only
-    pub struct NativeError {
-        /// Always false.
-        #[schema(schema_with = always_false)]
-        success: bool,
-        /// What went wrong.
-        error: NativeErrorDetail,
-        /// The `x-request-id` of this request.
-        request_id: String,
-    }
-
-    /// `error` of a native error body.
-    #[derive(ToSchema)]
-    #[allow(dead_code)] // schema only
-    pub struct NativeErrorDetail {
-        /// Stable snake_case code (`invalid_request`, `unauthorized`, `forbidden`, `not_found`, ...).
-        code: String,
-        /// For people.
-        message: String,
-    }
-
-    /// The shard-node family's error: `{"error": code, "message", "request_id"}`.
-    #[derive(ToSchema)]
-    #[allow(dead_code)] // schema only
-    pub struct ShardError {
-        /// Stable snake_case code, as in the native family.
-        error: String,
-        /// For people.
-        message: String,
-        /// The `x-request-id` of this request.
-        request_id: String,
-    }
-
-    /// The applications family's error: `{"error": <reason>, "message", "code": <status>}`,
-    /// with `details` on 400 only.
-    #[derive(ToSchema)]
-    #[allow(dead_code)] // schema only
-    pub struct ApplicationsError {
-        /// The status's reason phrase, e.g. `Bad Request`.
-        error: String,
-        /// For people.
-        message: String,
-        /// The HTTP status.
-        code: u16,
-        /// On 400: which field was wrong, and why. Absent otherwise.
-        #[schema(nullable = false)]
-        details: Option<Vec<FieldError>>,
-    }
-
-    /// One entry of an applications 400's `details`.
-    #[derive(ToSchema)]
-    #[allow(dead_code)] // schema only
-    pub struct FieldError {
-        /// The field or path parameter (`body` when none is named).
-        field: String,
-        /// Why it was refused.
-        message: String,
-    }
-
-    /// The clients family's error: `{"status": <status>, "message", "data": null}`.
-    #[derive(ToSchema)]
-    #[allow(dead_code)] // schema only
-    pub struct ClientsError {
-        /// The HTTP status.
-        status: u16,
-        /// For people.
-        message: String,
-        /// Always null.
-        #[schema(schema_with = null)]
-        data: (),
-    }
-
-    fn always_false() -> utoipa::openapi::schema::Object {
-        ObjectBuilder::new().schema_type(Type::Boolean).enum_values(Some([false])).build()
-    }
-
-    fn null() -> utoipa::openapi::schema::Object {
-        ObjectBuilder::new().schema_type(Type::Null).build()
+        ApiError::invalid(field, e.to_string())
     }
 }

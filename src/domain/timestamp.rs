@@ -1,0 +1,120 @@
+//! Points in time as stored (milliseconds since the Unix epoch, UTC) and as shown
+//! (RFC 3339 with milliseconds and a `Z`, e.g. `2026-03-12T09:50:00.000Z`).
+//! Pure code: parsing and formatting only; the clock is read in one place, [`Timestamp::now`].
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+/// Milliseconds since 1970-01-01T00:00:00Z. Stored as INTEGER in SQLite.
+// Documented as what it serialises to (an RFC 3339 string), not what it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, utoipa::ToSchema)]
+#[schema(value_type = String, format = DateTime, example = "2026-03-12T09:50:00.000Z")]
+pub struct Timestamp(i64);
+
+/// Occurs when a timestamp is not RFC 3339, or lies outside years 1..=9999.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("expected an RFC 3339 timestamp such as 2026-03-12T09:50:00.000Z")]
+pub struct TimestampError;
+
+impl Timestamp {
+    /// The current time. A clock before 1970 is treated as 1970 rather than panicking.
+    pub fn now() -> Timestamp {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Timestamp(ms)
+    }
+
+    /// Wraps a stored millisecond value.
+    pub const fn from_millis(ms: i64) -> Timestamp {
+        Timestamp(ms)
+    }
+
+    /// The stored millisecond value.
+    pub const fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// This time plus `ms` milliseconds, saturating.
+    pub fn plus_millis(self, ms: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(ms))
+    }
+
+    /// Parses RFC 3339 with any offset; sub-millisecond digits are truncated.
+    pub fn parse_rfc3339(s: &str) -> Result<Timestamp, TimestampError> {
+        if s.len() > crate::config::MAX_TIMESTAMP_LEN {
+            return Err(TimestampError);
+        }
+        let dt = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| TimestampError)?;
+        // The offset can carry a local year-9999 or year-0 time outside the range in UTC,
+        // where it could not be shown again; refuse it rather than store it.
+        let utc_year = dt.checked_to_offset(time::UtcOffset::UTC).map(|u| u.year());
+        if !utc_year.is_some_and(|y| (1..=9999).contains(&y)) {
+            return Err(TimestampError);
+        }
+        let ms = dt.unix_timestamp_nanos().div_euclid(1_000_000);
+        i64::try_from(ms).map(Timestamp).map_err(|_| TimestampError)
+    }
+
+    fn to_datetime(self) -> Option<OffsetDateTime> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).ok()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// Always UTC with exactly three fractional digits, as the seeds show.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+        match self.to_datetime().and_then(|dt| dt.format(&format).ok()) {
+            Some(s) => f.write_str(&s),
+            // Only reachable for values no parser here produces; show the raw number.
+            None => write!(f, "@{}ms", self.0),
+        }
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_milliseconds_and_z() {
+        let t = Timestamp::parse_rfc3339("2026-03-12T09:50:00Z").unwrap();
+        assert_eq!(t.to_string(), "2026-03-12T09:50:00.000Z");
+        let t = Timestamp::parse_rfc3339("2026-03-12T10:50:00.1234+01:00").unwrap();
+        assert_eq!(t.to_string(), "2026-03-12T09:50:00.123Z");
+    }
+
+    #[test]
+    fn parses_year_one_sentinel() {
+        let t = Timestamp::parse_rfc3339("0001-01-01T00:00:00Z").unwrap();
+        assert_eq!(t.to_string(), "0001-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn rejects_non_rfc3339() {
+        for bad in [
+            "",
+            "2026-03-12",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "1700000000",
+            "9999-12-31T23:50:00-23:59",
+            "0000-01-01T00:00:00+00:01",
+            "0000-01-01T00:00:00Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), Err(TimestampError), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Verification at the edge: `POST /api/v1/keys/verify` answers "is this key good (for this
+//! path)?" in the native envelope, and `/auth` answers the same question for gateways
+//! (nginx `auth_request`, Traefik `ForwardAuth`, Caddy `forward_auth`) with a bare status.
+//! The key being checked is the credential; no caller key is needed.
+
+use actix_web::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::bodies::{native_ok, NativeOk};
+use super::envelope::schema::NativeError;
+use super::envelope::{Failure, Native};
+use super::extract::{client_address, credential};
+use crate::domain::grants::{Access, GrantBody, GrantPath, Grants};
+use crate::domain::model::KeyId;
+use crate::domain::timestamp::Timestamp;
+use crate::error::ApiError;
+use crate::service::credential::{authenticate, Accept};
+use crate::service::verdict::{Code, Need};
+use crate::service::AppState;
+
+/// Body of POST /api/v1/keys/verify.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    /// The key to check (any text: a malformed key answers `NOT_FOUND`).
+    key: String,
+    /// Path the key must cover; default `/` when only `access` is given.
+    #[schema(schema_with = optional_path_schema)]
+    path: Option<String>,
+    /// Access the key must hold on `path`; default read when only `path` is given.
+    access: Option<Access>,
+}
+
+/// A grant path, or null.
+fn optional_path_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::domain::grants::path_schema();
+    schema.schema_type = SchemaType::from_iter([Type::String, Type::Null]);
+    schema
+}
+
+/// POST /api/v1/keys/verify — no caller key. 200 with `{valid, code, key_id, key_uuid,
+/// application_id, grants, expires_at}` for every well-formed request, whatever the key;
+/// 400 malformed JSON, a missing `key`, or an invalid `path`; 5xx if the store cannot be read
+/// (never `valid: true` by default). With `path` or `access`, the key must also hold a grant
+/// covering them (access defaults to read, path to `/`). 413; 415. Too many failed checks from
+/// one client answer 200 with code `RATE_LIMITED` and `Retry-After`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/verify",
+    tag = "verify",
+    request_body = VerifyBody,
+    responses(
+        (status = 200, description = "The verdict, whatever the key", body = NativeOk<Verdict>,
+            headers(("Retry-After" = Option<u64>, description = "With code RATE_LIMITED: seconds until the client may retry"))),
+        (status = 400, description = "Malformed JSON, missing `key`, invalid `path`", body = NativeError),
+        (status = 500, description = "The store could not be read (never `valid: true`)", body = NativeError),
+    )
+)]
+pub async fn verify_key(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<VerifyBody>,
+) -> Result<HttpResponse, Failure<Native>> {
+    let body = body.into_inner();
+    let need = match (&body.path, body.access) {
+        (None, None) => Need::Usable,
+        (path, access) => {
+            let path = match path {
+                Some(p) => GrantPath::parse(p).map_err(|e| ApiError::invalid("path", format!("Invalid path: {e}")))?,
+                None => GrantPath::root(),
+            };
+            Need::On { path, access: access.unwrap_or(Access::Read) }
+        }
+    };
+    let checked = authenticate(&state, Some(&body.key), Accept::Key, &need, || client_address(&state, &req))?;
+    let (code, key, retry_after) = (checked.code, checked.key.as_ref(), checked.retry_after);
+    let mut res = native_ok(Verdict {
+        valid: code == Code::Valid,
+        code,
+        key_id: key.map(|k| k.id),
+        key_uuid: key.map(|k| k.uuid),
+        application_id: key.and_then(|k| k.application_uuid),
+        grants: key.map(|k| &*k.grants),
+        expires_at: key.and_then(|k| k.expires_at),
+    });
+    if let Some(seconds) = retry_after {
+        if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+            res.headers_mut().insert(RETRY_AFTER, v);
+        }
+    }
+    Ok(res)
+}
+
+/// The `data` of a verify response. The key's fields are null when `code` is `NOT_FOUND` or
+/// `RATE_LIMITED`. Borrows the key's grants: the answer is written once, straight from the
+/// index entry.
+#[derive(Serialize, ToSchema)]
+pub struct Verdict<'a> {
+    /// True exactly when `code` is `VALID`.
+    valid: bool,
+    /// Why.
+    #[schema(schema_with = code_schema)]
+    code: Code,
+    key_id: Option<KeyId>,
+    key_uuid: Option<Uuid>,
+    application_id: Option<Uuid>,
+    #[schema(value_type = Option<Vec<GrantBody>>)]
+    grants: Option<&'a Grants>,
+    expires_at: Option<Timestamp>,
+}
+
+/// Every [`Code`], as the document lists them.
+fn code_schema() -> utoipa::openapi::schema::Object {
+    let names = Code::ALL.iter().filter_map(|c| serde_json::to_value(c).ok());
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)).build()
+}
+
+/// Query fallbacks of /auth, for gateways that cannot set headers.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ForwardQuery {
+    /// Path asked about when no `X-Original-URI` / `X-Forwarded-Uri` is sent; default `/`.
+    /// One that does not normalise cleanly is 403.
+    path: Option<String>,
+    /// Access asked about when no `X-Original-Method` / `X-Forwarded-Method` is sent; default read.
+    access: Option<Access>,
+}
+
+// Header names as constants: looking a header up by `&str` parses the name on every call.
+const ORIGINAL_URI: [HeaderName; 2] =
+    [HeaderName::from_static("x-original-uri"), HeaderName::from_static("x-forwarded-uri")];
+const ORIGINAL_METHOD: [HeaderName; 2] =
+    [HeaderName::from_static("x-original-method"), HeaderName::from_static("x-forwarded-method")];
+
+/// /auth, any method — forward-auth for gateways. Key from `x-user-api-key` or
+/// `Authorization: Bearer`; path from `X-Original-URI`, `X-Forwarded-Uri` or `?path=`; access
+/// from `X-Original-Method` / `X-Forwarded-Method` (GET, HEAD, OPTIONS read, anything else
+/// write) or `?access=`, default read. 200 with `X-Key-Id` (and `X-Key-Application`) when a
+/// grant covers it; 401 missing or bad key; 403 no grant covers it, or a path that does not
+/// normalise cleanly; 429 too many failed credentials from this client. Empty bodies, except
+/// a malformed `?access=`, which is 400 in the native envelope.
+#[utoipa::path(
+    method(get, post, put, patch, delete, head, options),
+    path = "/auth",
+    tag = "verify",
+    params(
+        ForwardQuery,
+        ("X-Original-URI" = Option<String>, Header, description = "The request's URI (nginx `$request_uri`); wins over `?path=`"),
+        ("X-Forwarded-Uri" = Option<String>, Header, description = "The request's URI (Traefik, Caddy)"),
+        ("X-Original-Method" = Option<String>, Header, description = "The request's method: GET, HEAD, OPTIONS read; anything else writes"),
+        ("X-Forwarded-Method" = Option<String>, Header, description = "The request's method (Traefik, Caddy)"),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A grant covers the path and access",
+            headers(
+                ("X-Key-Id" = i64, description = "The key's numeric id"),
+                ("X-Key-Application" = Option<Uuid>, description = "The key's application, if any"),
+            )),
+        (status = 400, description = "Malformed `?access=` (native error body)", body = NativeError),
+        (status = 401, description = "Missing or bad key (empty body)"),
+        (status = 403, description = "No grant covers it, or the path does not normalise cleanly (empty body)"),
+        (status = 429, description = "Too many failed credentials (empty body)",
+            headers(("Retry-After" = u64, description = "Seconds until the client may retry"))),
+    )
+)]
+pub async fn forward_auth(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<ForwardQuery>,
+) -> Result<HttpResponse, Failure<Native>> {
+    let header = |names: &[HeaderName; 2]| {
+        names.iter().find_map(|n| req.headers().get(n)).map(|v| v.to_str().map(str::to_owned).map_err(|_| ()))
+    };
+    let path = match header(&ORIGINAL_URI) {
+        Some(Ok(uri)) => GrantPath::from_request_uri(&uri).map_err(drop),
+        Some(Err(())) => Err(()),
+        // The query extractor has already decoded the value once: parse, never decode again.
+        None => query.path.as_deref().map_or(Ok(GrantPath::root()), |p| {
+            GrantPath::parse(p.split(['?', '#']).next().unwrap_or("")).map_err(drop)
+        }),
+    };
+    let access = match header(&ORIGINAL_METHOD) {
+        Some(Ok(method)) => Access::for_method(&method),
+        Some(Err(())) => Access::Write,
+        None => query.access.unwrap_or(Access::Read),
+    };
+    // A path that does not normalise cleanly is a need no grant covers: 403 for a good key.
+    let need = path.map_or(Need::Unmatchable, |path| Need::On { path, access });
+    let text = credential(req.headers()).ok().flatten();
+    let checked = authenticate(&state, text, Accept::KeyOrSession, &need, || client_address(&state, &req))?;
+    Ok(match (checked.code, checked.key) {
+        (Code::Valid, Some(key)) => {
+            let mut res = HttpResponse::Ok();
+            res.insert_header(("X-Key-Id", key.id.to_string()));
+            if let Some(app) = key.application_uuid {
+                res.insert_header(("X-Key-Application", app.to_string()));
+            }
+            res.finish()
+        }
+        (Code::Forbidden, _) => HttpResponse::Forbidden().finish(),
+        (Code::RateLimited, _) => HttpResponse::TooManyRequests()
+            .insert_header((RETRY_AFTER, checked.retry_after.unwrap_or(1).to_string()))
+            .finish(),
+        _ => HttpResponse::Unauthorized().finish(),
+    })
+}

@@ -1,0 +1,171 @@
+//! Who is calling, and may they do this? Extractors whose type states the privilege a
+//! handler needs: [`Caller`] (any usable credential), [`Manager`] (write on `/` in its
+//! scope), [`RootManager`] (read_write on `/` and no expiry). Each reads the credential from
+//! the headers and hands it to the core (`service::credential`, `service::authority`), which
+//! decide; a refusal is rendered in the route's family envelope, chosen by the type
+//! parameter.
+//!
+//! Credentials come from `Authorization: Bearer <key or session JWT>` or
+//! `x-user-api-key: <key>`. If both are sent they must agree: two different keys in one
+//! request is refused, never guessed.
+
+use std::future::{ready, Ready};
+use std::marker::PhantomData;
+use std::net::IpAddr;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{HeaderMap, HeaderName, AUTHORIZATION};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+
+use crate::error::{ApiError, AuthFailure, Op};
+use crate::http::envelope::{Failure, Family};
+use crate::http::middleware::RequestId;
+use crate::service::authority::{Actor, Manager as CoreManager};
+use crate::service::credential::{authenticate, Accept};
+use crate::service::limiter::client_ip;
+use crate::service::verdict::{Code, Need};
+use crate::service::AppState;
+
+/// The shard-node family's credential header. A `HeaderName` constant: a look-up by `&str`
+/// would parse the name again on every request.
+pub const USER_API_KEY: HeaderName = HeaderName::from_static("x-user-api-key");
+/// Read only when the peer is a trusted proxy.
+const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Occurs when the credential headers cannot be read as one credential: not UTF-8, a scheme
+/// other than Bearer, or two that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreadable;
+
+/// The credential text from the request headers, if any.
+pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, Unreadable> {
+    let bearer = match headers.get(AUTHORIZATION) {
+        None => None,
+        Some(v) => {
+            let v = v.to_str().map_err(|_| Unreadable)?;
+            match v.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
+                _ => return Err(Unreadable),
+            }
+        }
+    };
+    let header_key = match headers.get(USER_API_KEY) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| Unreadable)?.trim()),
+    };
+    match (bearer, header_key) {
+        (Some(a), Some(b)) if a != b => Err(Unreadable),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+/// The client's address, as the failure budget counts it: the peer, or what a trusted
+/// proxy says in `X-Forwarded-For`.
+pub fn client_address(state: &AppState, req: &HttpRequest) -> Option<IpAddr> {
+    let forwarded = req.headers().get(FORWARDED_FOR).and_then(|v| v.to_str().ok());
+    client_ip(req.peer_addr().map(|a| a.ip()), forwarded, &state.trusted_proxies)
+}
+
+/// The app state, which `app()` always registers.
+pub fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(&"AppState missing from app data"))
+}
+
+/// An authenticated caller: its credential names a usable key.
+pub struct Caller<F> {
+    /// Who acts.
+    pub actor: Actor,
+    family: PhantomData<F>,
+}
+
+impl<F> Caller<F> {
+    /// This caller as a manager of keys, if it may be one (`op` names what it asked for).
+    pub fn manager(self, op: Op) -> Result<CoreManager, ApiError> {
+        self.actor.manager(op)
+    }
+}
+
+/// A caller that may manage keys: write access to `/` within its scope.
+pub struct Manager<F>(pub CoreManager, pub PhantomData<F>);
+
+/// A caller holding a root key: read_write on `/` and no expiry (the shard-node create rule).
+pub struct RootManager<F>(pub CoreManager, pub PhantomData<F>);
+
+/// Checks the request's credential (any usable key or session).
+fn authenticated(req: &HttpRequest) -> Result<Actor, ApiError> {
+    let state = app_state(req)?;
+    let text = credential(req.headers()).ok().flatten();
+    let checked = authenticate(state, text, Accept::KeyOrSession, &Need::Usable, || client_address(state, req))?;
+    match (checked.code, checked.key, checked.retry_after) {
+        (Code::Valid, Some(key), _) => {
+            let request_id = req.extensions().get::<RequestId>().map(|id| id.as_str().to_owned());
+            Ok(Actor::key(&key, request_id))
+        }
+        (_, _, Some(retry_after)) => Err(ApiError::RateLimited { retry_after }),
+        _ => Err(ApiError::Unauthenticated(AuthFailure::Credential)),
+    }
+}
+
+impl<F: Family> FromRequest for Caller<F> {
+    type Error = Failure<F>;
+    type Future = Ready<Result<Self, Failure<F>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticated(req).map(|actor| Caller { actor, family: PhantomData }).map_err(Failure::from))
+    }
+}
+
+impl<F: Family> FromRequest for Manager<F> {
+    type Error = Failure<F>;
+    type Future = Ready<Result<Self, Failure<F>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let manager = authenticated(req).and_then(|actor| actor.manager(Op::Manage));
+        ready(manager.map(|m| Manager(m, PhantomData)).map_err(Failure::from))
+    }
+}
+
+impl<F: Family> FromRequest for RootManager<F> {
+    type Error = Failure<F>;
+    type Future = Ready<Result<Self, Failure<F>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let manager = authenticated(req).and_then(Actor::root_manager);
+        ready(manager.map(|m| RootManager(m, PhantomData)).map_err(Failure::from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    type Row<'a> = (&'a [(&'a str, &'a str)], Result<Option<&'a str>, Unreadable>);
+
+    #[test]
+    fn credential_sources_table() {
+        let cases: &[Row<'_>] = &[
+            (&[], Ok(None)),
+            (&[("authorization", "Bearer abc")], Ok(Some("abc"))),
+            (&[("authorization", "bearer abc")], Ok(Some("abc"))),
+            (&[("x-user-api-key", "abc")], Ok(Some("abc"))),
+            (&[("authorization", "Bearer abc"), ("x-user-api-key", "abc")], Ok(Some("abc"))),
+            (&[("authorization", "Bearer abc"), ("x-user-api-key", "xyz")], Err(Unreadable)),
+            (&[("authorization", "Basic abc")], Err(Unreadable)),
+            (&[("authorization", "abc")], Err(Unreadable)),
+        ];
+        for (pairs, expected) in cases {
+            let map = headers(pairs);
+            let got = credential(&map);
+            assert_eq!(&got, expected, "{pairs:?}");
+        }
+    }
+}

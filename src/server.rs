@@ -1,0 +1,127 @@
+//! Running the server: opening the database, installing the root key on a new one, the
+//! background tasks (index warming, `last_used_at` flushes), the HTTP listener (plain or
+//! TLS), and a graceful shutdown that writes what is pending. The command line hands it a
+//! [`ServeOptions`]; everything it serves is `http::app`.
+
+use std::error::Error;
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+
+use actix_web::{web, HttpServer};
+
+use crate::config::{Config, DISCONNECT_TIMEOUT, REQUEST_HEAD_TIMEOUT, USAGE_FLUSH_INTERVAL};
+use crate::domain::key_format::ApiKey;
+use crate::service::manage::{bootstrap, Bootstrap};
+use crate::service::AppState;
+use crate::storage::Db;
+
+/// The variable that chooses the root key of a new database.
+pub const ROOT_KEY_ENV: &str = "APIKEYD_ROOT_KEY";
+
+/// What a server runs with, beyond the core's [`Config`].
+pub struct ServeOptions {
+    /// SQLite file.
+    pub db_path: PathBuf,
+    /// Listen address.
+    pub bind: String,
+    /// Root key to install on first start; generated when absent.
+    pub root_key: Option<ApiKey>,
+    /// HTTPS, when a certificate was given.
+    pub tls: Option<rustls::ServerConfig>,
+    /// A TLS-terminating proxy is declared in front (allows a non-loopback plain bind).
+    pub behind_tls_proxy: bool,
+    /// HTTP worker threads (actix's default when `None`).
+    pub workers: Option<usize>,
+    /// Open connections per worker.
+    pub max_connections: usize,
+    /// The core's settings.
+    pub config: Config,
+}
+
+/// Runs the server until it is told to stop (SIGTERM, SIGINT).
+pub fn serve(options: ServeOptions) -> Result<(), Box<dyn Error>> {
+    refuse_plaintext_exposure(&options.bind, options.behind_tls_proxy || options.tls.is_some())?;
+    log::debug!("starting on {} with {:?}", options.bind, options.config);
+    let db = Db::open(&options.db_path)?;
+    actix_web::rt::System::new().block_on(async move {
+        match bootstrap(&db, options.root_key.as_ref()).await? {
+            // The one time this key is ever shown: the database keeps only its hash.
+            Bootstrap::Generated(key) => eprintln!("root key: {}", key.expose()),
+            // Straight to stderr, not through the logger, so no log filter can hide it.
+            Bootstrap::AlreadyInitialised if options.root_key.is_some() => eprintln!(
+                "apikeyd: warning: {ROOT_KEY_ENV} is set but was ignored: {} already has keys, and the \
+                 variable only chooses the root key of a new database. Nothing was stored; unset it.",
+                options.db_path.display()
+            ),
+            Bootstrap::AlreadyInitialised | Bootstrap::Installed => {}
+        }
+        let state = web::Data::new(AppState::new(db, &options.config).await?);
+        let warming = state.clone();
+        std::thread::Builder::new()
+            .name("apikeyd-warm".to_owned())
+            .spawn(move || warming.index.keep_warm(&warming.db))?;
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || crate::http::app(app_state.clone()))
+            .max_connections(options.max_connections)
+            .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+            .client_disconnect_timeout(DISCONNECT_TIMEOUT);
+        if let Some(workers) = options.workers {
+            server = server.workers(workers);
+        }
+        let server = match options.tls {
+            Some(tls) => server.bind_rustls_0_23(&options.bind, tls)?,
+            None => server.bind(&options.bind)?,
+        };
+        for addr in server.addrs() {
+            log::info!("listening on {addr}");
+            eprintln!("listening on {addr}");
+        }
+        let flusher = actix_web::rt::spawn(flush_usage_periodically(state.clone()));
+        let result = server.run().await;
+        // Graceful shutdown (SIGTERM, SIGINT): the server has drained; write what is pending.
+        flusher.abort();
+        if let Err(e) = state.usage.flush(&state.db).await {
+            log::warn!("last_used_at not flushed at shutdown: {e}");
+        }
+        Ok::<_, Box<dyn Error>>(result?)
+    })
+}
+
+/// Refuses to listen beyond loopback over plain HTTP, unless apikeyd serves TLS itself or a
+/// TLS-terminating proxy is declared (`encrypted`).
+pub fn refuse_plaintext_exposure(bind: &str, encrypted: bool) -> Result<(), Box<dyn Error>> {
+    let exposed: Vec<_> = bind.to_socket_addrs()?.filter(|a| !a.ip().is_loopback()).collect();
+    if exposed.is_empty() || encrypted {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on {bind} (not loopback) without TLS: keys would cross the network in clear. \
+         Serve TLS with --tls-cert and --tls-key, or put a TLS-terminating proxy in front and pass \
+         --behind-tls-proxy (APIKEYD_BEHIND_TLS_PROXY=true), or bind to 127.0.0.1"
+    )
+    .into())
+}
+
+/// Writes pending `last_used_at` values every [`USAGE_FLUSH_INTERVAL`].
+async fn flush_usage_periodically(state: web::Data<AppState>) {
+    let mut tick = actix_web::rt::time::interval(USAGE_FLUSH_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.usage.flush(&state.db).await {
+            log::warn!("last_used_at flush failed, will retry with newer values: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_beyond_loopback_needs_tls_or_a_declared_proxy() {
+        assert!(refuse_plaintext_exposure("127.0.0.1:8080", false).is_ok());
+        assert!(refuse_plaintext_exposure("[::1]:8080", false).is_ok());
+        assert!(refuse_plaintext_exposure("0.0.0.0:8080", false).is_err());
+        assert!(refuse_plaintext_exposure("0.0.0.0:8080", true).is_ok());
+    }
+}

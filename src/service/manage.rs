@@ -1,0 +1,327 @@
+//! The one core behind every family and the command line: creating, listing, revoking and
+//! deleting keys, and making applications. Every call takes a [`Manager`] (so the caller has
+//! passed `authority`'s check), looks keys up only through its scope (`scope::Scoped`),
+//! re-checks the acting key inside the write transaction, and writes each change together
+//! with its audit row. Families differ only in how they parse requests and render answers.
+
+use uuid::Uuid;
+
+use crate::domain::grants::Grants;
+use crate::domain::key_format::ApiKey;
+use crate::domain::model::{Action, AppId, Application, AuditContext, KeyId, KeyRecord, Scope, Status};
+use crate::domain::new_key::{NewKey, Title};
+use crate::domain::timestamp::Timestamp;
+use crate::error::{Act, ApiError, Missing};
+use crate::service::authority::{Actor, GlobalManager, Manager};
+use crate::service::scope::{KeyRef, Scoped};
+use crate::storage::{Db, NewKeyRow, Store};
+
+/// Which page of a listing: at most `limit` keys older than `cursor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Page size.
+    pub limit: u32,
+    /// The previous page's last key.
+    pub cursor: Option<KeyId>,
+}
+
+/// One page of keys, newest first, and the cursor of the next (`None` on the last page).
+#[derive(Debug)]
+pub struct Page {
+    /// The keys.
+    pub keys: Vec<KeyRecord>,
+    /// Pass back as the cursor for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// A key just made: its record and, this once, its plaintext.
+#[derive(Debug)]
+pub struct Created {
+    /// As stored.
+    pub record: KeyRecord,
+    /// The plaintext, for the one response that shows it.
+    pub key: ApiKey,
+}
+
+/// A new key after the minting rules, with its plaintext drawn: ready to be stored.
+struct Minted {
+    title: Title,
+    grants: Grants,
+    expires_at: Option<Timestamp>,
+    application: Option<Uuid>,
+    key: ApiKey,
+}
+
+/// The management calls of one manager on one database.
+pub struct Manage<'a> {
+    db: &'a Db,
+    manager: &'a Manager,
+}
+
+impl<'a> Manage<'a> {
+    /// `manager`'s calls on `db`.
+    pub fn new(db: &'a Db, manager: &'a Manager) -> Manage<'a> {
+        Manage { db, manager }
+    }
+
+    fn actor(&self) -> Actor {
+        self.manager.actor().clone()
+    }
+
+    /// Makes a key. Its grants and expiry are bounded by the manager's (`Actor::mint`); it
+    /// joins the manager's application, or `new.application` when that is in scope.
+    pub async fn create_key(&self, new: NewKey) -> Result<Created, ApiError> {
+        let mut made = self.create_keys(vec![new]).await?;
+        made.pop().ok_or_else(|| ApiError::internal(&"a create made no key"))
+    }
+
+    /// Makes several keys in one transaction: all or none.
+    pub async fn create_keys(&self, batch: Vec<NewKey>) -> Result<Vec<Created>, ApiError> {
+        let actor = self.actor();
+        let now = Timestamp::now();
+        // The random source is read here, outside the write transaction.
+        let minted = batch.into_iter().map(|new| mint(&actor, new, now)).collect::<Result<Vec<_>, _>>()?;
+        self.db
+            .write(move |store| {
+                actor.ensure_usable(store, now)?;
+                let ctx = actor.audit(now);
+                minted.into_iter().map(|m| insert_minted(store, actor.scope(), m, &ctx)).collect()
+            })
+            .await
+    }
+
+    /// Revokes the key `target` names. Revoking a revoked key answers as success without a
+    /// second audit row, so a retried revoke is safe; a deleted key is 409; the acting key may
+    /// not revoke itself (400).
+    pub async fn revoke_key(&self, target: KeyRef) -> Result<KeyRecord, ApiError> {
+        let actor = self.actor();
+        self.db
+            .write(move |store| {
+                let now = Timestamp::now();
+                actor.ensure_usable(store, now)?;
+                let record = Scoped::new(store, actor.scope()).key(&target)?.ok_or(ApiError::NotFound(Missing::Key))?;
+                refuse_own_key(&actor, &record, Act::Revoke)?;
+                match record.status {
+                    Status::Revoked => Ok(record),
+                    Status::Deleted => Err(ApiError::KeyDeleted),
+                    Status::Active => {
+                        store.mark_revoked(record.id, now)?;
+                        change(store, Action::Revoke, record.id, &actor.audit(now))
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Deletes the key `target` names (active or revoked; 404 if already deleted).
+    pub async fn delete_key(&self, target: KeyRef) -> Result<KeyRecord, ApiError> {
+        let actor = self.actor();
+        self.db
+            .write(move |store| {
+                let now = Timestamp::now();
+                actor.ensure_usable(store, now)?;
+                let record = Scoped::new(store, actor.scope())
+                    .key(&target)?
+                    .filter(|k| k.status != Status::Deleted)
+                    .ok_or(ApiError::NotFound(Missing::Key))?;
+                delete(store, &actor, vec![record], now).map(|mut v| v.remove(0))
+            })
+            .await
+    }
+
+    /// Deletes the active key whose plaintext is `key`. Unknown, out-of-scope, revoked and
+    /// already deleted keys are all 404 ("no such active key").
+    pub async fn delete_key_by_value(&self, key: ApiKey) -> Result<KeyRecord, ApiError> {
+        let actor = self.actor();
+        self.db
+            .write(move |store| {
+                let now = Timestamp::now();
+                actor.ensure_usable(store, now)?;
+                let record = Scoped::new(store, actor.scope())
+                    .key_by_hash(&key.hash())?
+                    .filter(|k| k.status == Status::Active)
+                    .ok_or(ApiError::NotFound(Missing::ActiveKey))?;
+                delete(store, &actor, vec![record], now).map(|mut v| v.remove(0))
+            })
+            .await
+    }
+
+    /// Deletes the keys with these UUIDs, all or nothing, in one transaction: every one must
+    /// be in scope and not deleted already (404 naming the missing ones otherwise), and none
+    /// may be the acting key (400).
+    pub async fn delete_keys(&self, uuids: Vec<Uuid>) -> Result<Vec<KeyRecord>, ApiError> {
+        let actor = self.actor();
+        self.db
+            .write(move |store| {
+                let now = Timestamp::now();
+                actor.ensure_usable(store, now)?;
+                let scoped = Scoped::new(store, actor.scope());
+                let mut found = Vec::with_capacity(uuids.len());
+                let mut missing = Vec::new();
+                for uuid in uuids {
+                    match scoped.key(&KeyRef::Uuid(uuid))? {
+                        Some(k) if k.status != Status::Deleted => found.push(k),
+                        _ => missing.push(uuid),
+                    }
+                }
+                if !missing.is_empty() {
+                    return Err(ApiError::NotFound(Missing::Keys(missing)));
+                }
+                delete(store, &actor, found, now)
+            })
+            .await
+    }
+
+    /// The key `target` names, in any status.
+    pub async fn get_key(&self, target: KeyRef) -> Result<KeyRecord, ApiError> {
+        let scope = self.manager.actor().scope();
+        self.db.read(move |store| Scoped::new(store, scope).key(&target)?.ok_or(ApiError::NotFound(Missing::Key))).await
+    }
+
+    /// One page of the keys in scope (of one application, when named), newest first.
+    pub async fn list_keys(
+        &self,
+        application: Option<Uuid>,
+        status: Option<Status>,
+        page: PageRequest,
+    ) -> Result<Page, ApiError> {
+        let scope = self.manager.actor().scope();
+        let PageRequest { limit, cursor } = page;
+        let mut keys =
+            self.db.read(move |store| Scoped::new(store, scope).keys(application, status, cursor, limit + 1)).await?;
+        let limit = limit as usize;
+        let next_cursor = if keys.len() > limit { keys.get(limit - 1).map(|k| k.id.to_string()) } else { None };
+        keys.truncate(limit);
+        Ok(Page { keys, next_cursor })
+    }
+
+    /// The application with this UUID, if in scope.
+    pub async fn get_application(&self, uuid: Uuid) -> Result<Application, ApiError> {
+        let scope = self.manager.actor().scope();
+        self.db.read(move |store| Scoped::new(store, scope).application(uuid)).await
+    }
+
+    /// Every application in scope, newest first.
+    pub async fn list_applications(&self) -> Result<Vec<Application>, ApiError> {
+        let scope = self.manager.actor().scope();
+        self.db.read(move |store| Ok(Scoped::new(store, scope).applications()?)).await
+    }
+}
+
+/// Makes an application, with its audit row.
+pub async fn create_application(db: &Db, by: &GlobalManager, name: Title) -> Result<Application, ApiError> {
+    let actor = by.manager().actor().clone();
+    db.write(move |store| {
+        let now = Timestamp::now();
+        actor.ensure_usable(store, now)?;
+        let ctx = actor.audit(now);
+        let app = store.insert_application(Uuid::new_v4(), name.as_str(), now)?;
+        store.insert_application_audit(app.id, &ctx)?;
+        Ok(app)
+    })
+    .await
+}
+
+/// What [`bootstrap`] did.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// The database already had keys: nothing was installed, and a provided key was ignored.
+    AlreadyInitialised,
+    /// The provided key is now the root key.
+    Installed,
+    /// A root key was generated and installed; the caller shows it once.
+    Generated(ApiKey),
+}
+
+/// On a brand-new database, installs the root key: `provided` if given, else a generated one.
+/// A database that already has keys is left as it is, whatever `provided` says. The check and
+/// the insert are one transaction, so two processes starting on one new file install one key.
+pub async fn bootstrap(db: &Db, provided: Option<&ApiKey>) -> Result<Bootstrap, ApiError> {
+    let (key, generated) = match provided {
+        Some(k) => (k.clone(), false),
+        None => (generate_key()?, true),
+    };
+    let title = Title::parse("root").map_err(|e| ApiError::internal(&e))?;
+    let minted = Minted { title, grants: Grants::root(), expires_at: None, application: None, key: key.clone() };
+    let installed = db
+        .write(move |store| {
+            if store.any_keys()? {
+                return Ok(false);
+            }
+            let ctx = AuditContext { actor: None, request_id: None, at: Timestamp::now() };
+            insert_minted(store, Scope::Global, minted, &ctx)?;
+            Ok::<_, ApiError>(true)
+        })
+        .await?;
+    Ok(match (installed, generated) {
+        (false, _) => Bootstrap::AlreadyInitialised,
+        (true, false) => Bootstrap::Installed,
+        (true, true) => Bootstrap::Generated(key),
+    })
+}
+
+/// Applies the minting rules to `new` and draws its plaintext.
+fn mint(actor: &Actor, new: NewKey, now: Timestamp) -> Result<Minted, ApiError> {
+    let (grants, expires_at) = actor.mint(&new, now)?;
+    Ok(Minted { title: new.title, grants, expires_at, application: new.application, key: generate_key()? })
+}
+
+fn generate_key() -> Result<ApiKey, ApiError> {
+    ApiKey::generate().map_err(|e| ApiError::internal(&e))
+}
+
+/// Stores a minted key and its audit row: in the creator's application (from `scope`), or
+/// the one it asked for, which must be in scope.
+fn insert_minted(store: &dyn Store, scope: Scope, m: Minted, ctx: &AuditContext) -> Result<Created, ApiError> {
+    let application_id: Option<AppId> = match m.application {
+        Some(uuid) => Some(Scoped::new(store, scope).application(uuid)?.id),
+        None => scope.application(),
+    };
+    let record = store.insert_key(&NewKeyRow {
+        uuid: Uuid::new_v4(),
+        title: m.title.as_str(),
+        prefix: &m.key.display_prefix(),
+        hash: &m.key.hash(),
+        grants: &m.grants,
+        created_at: ctx.at,
+        expires_at: m.expires_at,
+        created_by: ctx.actor,
+        application_id,
+    })?;
+    store.insert_audit(Action::Create, record.id, ctx)?;
+    Ok(Created { record, key: m.key })
+}
+
+/// The acting key may not revoke or delete itself.
+fn refuse_own_key(actor: &Actor, record: &KeyRecord, act: Act) -> Result<(), ApiError> {
+    if actor.key_id() == Some(record.id) {
+        return Err(ApiError::OwnKey { act, key: record.uuid });
+    }
+    Ok(())
+}
+
+/// Marks `records` deleted, with their audit rows; none may be the acting key.
+fn delete(
+    store: &dyn Store,
+    actor: &Actor,
+    records: Vec<KeyRecord>,
+    now: Timestamp,
+) -> Result<Vec<KeyRecord>, ApiError> {
+    for record in &records {
+        refuse_own_key(actor, record, Act::Delete)?;
+    }
+    let ctx = actor.audit(now);
+    records
+        .iter()
+        .map(|k| {
+            store.mark_deleted(k.id, now)?;
+            change(store, Action::Delete, k.id, &ctx)
+        })
+        .collect()
+}
+
+/// Writes the audit row of a change to key `id` and returns the key as it now stands.
+fn change(store: &dyn Store, action: Action, id: KeyId, ctx: &AuditContext) -> Result<KeyRecord, ApiError> {
+    store.insert_audit(action, id, ctx)?;
+    store.find_key_by_id(id)?.ok_or_else(|| ApiError::internal(&"key vanished inside its own transaction"))
+}

@@ -1,0 +1,52 @@
+//! The core every family shares: who may act (`authority`), checking a credential
+//! (`credential`, `verdict`), managing keys through a caller's scope (`manage`, `scope`),
+//! and the state behind them: the in-memory key index, pending `last_used_at` values, the
+//! failed-authentication budget and session tokens. Nothing here knows HTTP; nothing here
+//! names an engine: storage is reached through `storage::Db` and the `Store` traits.
+
+pub mod authority;
+pub mod credential;
+pub mod index;
+pub mod limiter;
+pub mod manage;
+pub mod scope;
+pub mod sessions;
+pub mod usage;
+pub mod verdict;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::storage::Db;
+
+/// What every request handler, and the server's background tasks, can reach.
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// Pending `last_used_at` values.
+    pub usage: usage::Usage,
+    /// Hash -> key, kept coherent with the database (see `index`).
+    pub index: index::KeyIndex,
+    /// JWT sessions.
+    pub sessions: sessions::Sessions,
+    /// Failed-authentication budget per client address.
+    pub limiter: limiter::FailureLimiter,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl AppState {
+    /// State around an open database, with an empty (read-through) index, configured as
+    /// `config` says. Creates the session-signing secret on first use of a database.
+    pub async fn new(db: Db, config: &Config) -> Result<AppState, ApiError> {
+        let index = index::KeyIndex::open(&db)?;
+        let sessions = sessions::Sessions::load(&db, config.jwt_ttl).await?;
+        Ok(AppState {
+            db,
+            usage: usage::Usage::default(),
+            index,
+            sessions,
+            limiter: limiter::FailureLimiter::new(config.failure_burst, config.failure_refill_per_sec),
+            trusted_proxies: config.trusted_proxies.clone(),
+        })
+    }
+}

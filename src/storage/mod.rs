@@ -1,0 +1,185 @@
+//! Storage: the seam between the core and a database engine. The core and the HTTP layer
+//! see only what is declared here: the [`Store`] traits (every statement the core may run,
+//! in domain types), [`StoreError`], and the [`Db`] door through which reads and
+//! transactions reach an engine. SQLite (`sqlite`) is the engine; a second one implements
+//! the same traits behind the same door. The store sees hashes, never plaintext keys.
+
+pub mod sqlite;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::domain::grants::Grants;
+use crate::domain::key_format::KeyHash;
+use crate::domain::model::{Action, AppId, Application, AuditContext, KeyAuth, KeyId, KeyRecord, Status};
+use crate::domain::timestamp::Timestamp;
+
+pub use sqlite::{ChangeMarker, Db};
+
+/// Occurs when the database cannot be opened, read or written, or is busy past the timeout.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// No pooled connection could be had.
+    #[error("connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// The file could not be created or its permissions set.
+    #[error("database file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The database was written by a newer apikeyd.
+    #[error("database schema version {found} is newer than this binary's {expected}")]
+    TooNew {
+        /// The version found.
+        found: i64,
+        /// The version this binary writes.
+        expected: i64,
+    },
+    /// The database's schema version is one no apikeyd writes (negative).
+    #[error("database schema version {found} was not written by apikeyd")]
+    UnknownVersion {
+        /// The version found.
+        found: i64,
+    },
+    /// A pragma did not take (e.g. WAL refused on this file system).
+    #[error("pragma check failed: {0}")]
+    Pragma(String),
+    /// A stored row does not decode (a column of the wrong shape).
+    #[error("stored row is malformed: {0}")]
+    Malformed(&'static str),
+    /// A write transaction could not begin or commit; nothing in it was kept.
+    #[error("write not committed: {0}")]
+    NotCommitted(String),
+    /// The write queue is full: the server is overloaded.
+    #[error("write queue is full")]
+    Overloaded,
+    /// The writer thread or a blocking task is gone.
+    #[error("background worker stopped")]
+    WorkerGone,
+}
+
+/// What a new key row holds; the id is assigned by the store.
+#[derive(Debug)]
+pub struct NewKeyRow<'a> {
+    /// Public UUID.
+    pub uuid: Uuid,
+    /// Label.
+    pub title: &'a str,
+    /// Display prefix.
+    pub prefix: &'a str,
+    /// SHA-256 of the plaintext.
+    pub hash: &'a KeyHash,
+    /// Grants.
+    pub grants: &'a Grants,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Expiry, if any.
+    pub expires_at: Option<Timestamp>,
+    /// The key that made it.
+    pub created_by: Option<KeyId>,
+    /// Its application.
+    pub application_id: Option<AppId>,
+}
+
+/// Which keys a listing returns: newest first, ids below `before`, at most `limit`.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyFilter {
+    /// Only this application's keys; every key when `None`.
+    pub application: Option<AppId>,
+    /// Only keys with this status.
+    pub status: Option<Status>,
+    /// Only ids below this one (the previous page's last).
+    pub before: Option<KeyId>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// One stored audit row, for tests and the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    /// `create`, `revoke` or `delete`.
+    pub action: String,
+    /// The key acted on.
+    pub key_id: KeyId,
+    /// The actor.
+    pub actor_key_id: Option<KeyId>,
+    /// The request.
+    pub request_id: Option<String>,
+}
+
+/// Grants texts already parsed, shared by every key that has them: a million keys with a
+/// few distinct grant sets hold a few `Grants` values.
+pub type Interned = HashMap<String, Arc<Grants>>;
+
+/// One entry of the change feed: the audit row's id, and the changed key's current state.
+pub type Change = (i64, KeyHash, KeyAuth);
+
+/// Statements on keys and their `last_used_at`.
+pub trait KeyStore {
+    /// Inserts a new active key and returns its record.
+    fn insert_key(&self, row: &NewKeyRow<'_>) -> Result<KeyRecord, StoreError>;
+    /// The key with this id, in any status and any application.
+    fn find_key_by_id(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError>;
+    /// The key with this UUID, in any status and any application.
+    fn find_key_by_uuid(&self, uuid: Uuid) -> Result<Option<KeyRecord>, StoreError>;
+    /// The key whose plaintext hashes to `hash`, in any status and any application.
+    fn find_key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError>;
+    /// The keys `filter` selects, newest first.
+    fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Marks an active key revoked. False when the key was not active.
+    fn mark_revoked(&self, id: KeyId, at: Timestamp) -> Result<bool, StoreError>;
+    /// Marks a key deleted (from active or revoked). False when it was already deleted.
+    fn mark_deleted(&self, id: KeyId, at: Timestamp) -> Result<bool, StoreError>;
+    /// Moves the key's `last_used_at` forward to `at`, never backward.
+    fn touch_last_used(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError>;
+    /// True when any key exists.
+    fn any_keys(&self) -> Result<bool, StoreError>;
+    /// The highest key id (0 for none): an upper bound on the number of keys.
+    fn max_key_id(&self) -> Result<i64, StoreError>;
+    /// Up to `limit` keys' authentication views with ids above `after`, in id order.
+    fn load_auth_page(
+        &self,
+        after: KeyId,
+        limit: u32,
+        interned: &mut Interned,
+    ) -> Result<Vec<(KeyHash, KeyAuth)>, StoreError>;
+}
+
+/// Statements on the audit trail, which is also the change feed of keys.
+pub trait AuditStore {
+    /// Appends one audit row.
+    fn insert_audit(&self, action: Action, key: KeyId, ctx: &AuditContext) -> Result<(), StoreError>;
+    /// Every audit row of one key, oldest first.
+    fn audit_for_key(&self, key: KeyId) -> Result<Vec<AuditRow>, StoreError>;
+    /// The newest audit row's id (0 for none): where a reader of the change feed starts.
+    fn last_audit_id(&self) -> Result<i64, StoreError>;
+    /// The change feed: audit rows after `after`, oldest first, at most `limit`, each with the
+    /// current state of the key it changed.
+    fn changes_since(&self, after: i64, limit: u32, interned: &mut Interned) -> Result<Vec<Change>, StoreError>;
+}
+
+/// Statements on applications and their audit trail.
+pub trait ApplicationStore {
+    /// Inserts an application and returns it.
+    fn insert_application(&self, uuid: Uuid, name: &str, at: Timestamp) -> Result<Application, StoreError>;
+    /// Appends the audit row of a new application.
+    fn insert_application_audit(&self, app: AppId, ctx: &AuditContext) -> Result<(), StoreError>;
+    /// The application with this UUID.
+    fn find_application_by_uuid(&self, uuid: Uuid) -> Result<Option<Application>, StoreError>;
+    /// Every application, or only `only` when given, newest first.
+    fn list_applications(&self, only: Option<AppId>) -> Result<Vec<Application>, StoreError>;
+}
+
+/// Statements on settings: small named values that must survive restarts.
+pub trait SettingStore {
+    /// Stores `value` under `name` unless something is already there; returns what is stored.
+    fn insert_setting_once(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError>;
+}
+
+/// Everything the core may ask of a store: what a read or a transaction is handed.
+pub trait Store: KeyStore + AuditStore + ApplicationStore + SettingStore {}
+
+impl<T: KeyStore + AuditStore + ApplicationStore + SettingStore> Store for T {}

@@ -1,0 +1,296 @@
+//! The `api_keys` table, and `key_usage`, which holds each key's `last_used_at`: the SQLite
+//! statements behind [`KeyStore`]. Only `?N` and named parameters, never text pasted into SQL.
+
+use std::sync::Arc;
+
+use rusqlite::{named_params, params, Connection, OptionalExtension, Row};
+use uuid::Uuid;
+
+use crate::domain::grants::{GrantBody, Grants};
+use crate::domain::key_format::KeyHash;
+use crate::domain::model::{AppId, KeyAuth, KeyId, KeyRecord, Status};
+use crate::domain::timestamp::Timestamp;
+use crate::storage::{Interned, KeyFilter, KeyStore, NewKeyRow, StoreError};
+
+const COLUMNS: &str = "id, uuid, title, prefix, grants, status, created_at, revoked_at, deleted_at, \
+                       expires_at, (SELECT u.last_used_at FROM key_usage u WHERE u.key_id = api_keys.id), \
+                       created_by, application_id, \
+                       (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id)";
+
+impl KeyStore for Connection {
+    fn insert_key(&self, row: &NewKeyRow<'_>) -> Result<KeyRecord, StoreError> {
+        let grants_json = serde_json::to_string(&row.grants.to_bodies())
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        self.prepare_cached(
+            "INSERT INTO api_keys (uuid, title, prefix, key_hash, grants, created_at, expires_at, \
+             created_by, application_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            row.uuid.to_string(),
+            row.title,
+            row.prefix,
+            &row.hash.0[..],
+            grants_json,
+            row.created_at.millis(),
+            row.expires_at.map(Timestamp::millis),
+            row.created_by.map(|k| k.0),
+            row.application_id.map(|a| a.0),
+        ])?;
+        let id = KeyId(self.last_insert_rowid());
+        self.find_key_by_id(id)?.ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    fn find_key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = ?1"))?
+            .query_row([&hash.0[..]], from_row)
+            .optional()?)
+    }
+
+    fn find_key_by_id(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"))?
+            .query_row([id.0], from_row)
+            .optional()?)
+    }
+
+    fn find_key_by_uuid(&self, uuid: Uuid) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE uuid = ?1"))?
+            .query_row([uuid.to_string()], from_row)
+            .optional()?)
+    }
+
+    fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut stmt = self.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM api_keys \
+             WHERE id < :before \
+               AND (:app IS NULL OR application_id = :app) \
+               AND (:status IS NULL OR status = :status) \
+             ORDER BY id DESC LIMIT :limit"
+        ))?;
+        let rows = stmt.query_map(
+            named_params! {
+                ":before": filter.before.map_or(i64::MAX, |k| k.0),
+                ":app": filter.application.map(|a| a.0),
+                ":status": filter.status.map(Status::as_str),
+                ":limit": filter.limit,
+            },
+            from_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn mark_revoked(&self, id: KeyId, at: Timestamp) -> Result<bool, StoreError> {
+        let n = self
+            .prepare_cached(
+                "UPDATE api_keys SET status = 'revoked', revoked_at = ?2 WHERE id = ?1 AND status = 'active'",
+            )?
+            .execute(params![id.0, at.millis()])?;
+        Ok(n == 1)
+    }
+
+    fn mark_deleted(&self, id: KeyId, at: Timestamp) -> Result<bool, StoreError> {
+        let n = self
+            .prepare_cached(
+                "UPDATE api_keys SET status = 'deleted', deleted_at = ?2 WHERE id = ?1 AND status <> 'deleted'",
+            )?
+            .execute(params![id.0, at.millis()])?;
+        Ok(n == 1)
+    }
+
+    /// Never backward: flushes may arrive out of order.
+    fn touch_last_used(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT INTO key_usage (key_id, last_used_at) VALUES (?1, ?2) \
+             ON CONFLICT (key_id) DO UPDATE SET last_used_at = excluded.last_used_at \
+             WHERE excluded.last_used_at > key_usage.last_used_at",
+        )?
+        .execute(params![id.0, at.millis()])?;
+        Ok(())
+    }
+
+    /// One B-tree step, where `count(*)` reads a whole index: at a million keys on a cold page
+    /// cache that was most of a second of start-up.
+    fn any_keys(&self) -> Result<bool, StoreError> {
+        Ok(self.query_row("SELECT EXISTS (SELECT 1 FROM api_keys)", [], |r| r.get(0))?)
+    }
+
+    /// One B-tree step; an upper bound on the number of keys since rows are never removed.
+    fn max_key_id(&self) -> Result<i64, StoreError> {
+        Ok(self.query_row("SELECT coalesce(max(id), 0) FROM api_keys", [], |r| r.get(0))?)
+    }
+
+    /// Pages for warming the in-memory index, keyed by hash. Rows share grants through
+    /// `interned`: each distinct grants text is parsed once and its `Arc` reused.
+    fn load_auth_page(
+        &self,
+        after: KeyId,
+        limit: u32,
+        interned: &mut Interned,
+    ) -> Result<Vec<(KeyHash, KeyAuth)>, StoreError> {
+        let mut stmt =
+            self.prepare_cached(&format!("SELECT {AUTH_COLUMNS} FROM api_keys WHERE id > ?1 ORDER BY id LIMIT ?2"))?;
+        let mut rows = stmt.query(params![after.0, limit])?;
+        let mut out = Vec::with_capacity(limit as usize);
+        while let Some(row) = rows.next()? {
+            out.push(auth_from_row(row, 0, interned)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The columns [`auth_from_row`] reads, in its order, for a query on `api_keys`.
+pub(super) const AUTH_COLUMNS: &str = "api_keys.key_hash, api_keys.id, api_keys.uuid, api_keys.grants, \
+     api_keys.status, api_keys.expires_at, api_keys.application_id, \
+     (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id)";
+
+/// A key's hash and authentication view from [`AUTH_COLUMNS`], starting at column `at`.
+pub(super) fn auth_from_row(row: &Row<'_>, at: usize, interned: &mut Interned) -> rusqlite::Result<(KeyHash, KeyAuth)> {
+    let bad = |col: usize, why: &str| {
+        rusqlite::Error::FromSqlConversionFailure(at + col, rusqlite::types::Type::Text, why.to_owned().into())
+    };
+    let hash: Vec<u8> = row.get(at)?;
+    let hash: [u8; 32] = hash.try_into().map_err(|_| bad(0, "hash length"))?;
+    let grants_text: String = row.get(at + 3)?;
+    let grants = match interned.get(&grants_text) {
+        Some(g) => Arc::clone(g),
+        None => {
+            let bodies: Vec<GrantBody> = serde_json::from_str(&grants_text).map_err(|_| bad(3, "grants JSON"))?;
+            let g = Arc::new(Grants::from_bodies(&bodies).map_err(|_| bad(3, "grants"))?);
+            interned.insert(grants_text, Arc::clone(&g));
+            g
+        }
+    };
+    let uuid: String = row.get(at + 2)?;
+    let status: String = row.get(at + 4)?;
+    let auth = KeyAuth {
+        id: KeyId(row.get(at + 1)?),
+        uuid: Uuid::parse_str(&uuid).map_err(|_| bad(2, "uuid"))?,
+        grants,
+        status: Status::parse(&status).ok_or_else(|| bad(4, "status"))?,
+        expires_at: row.get::<_, Option<i64>>(at + 5)?.map(Timestamp::from_millis),
+        application_id: row.get::<_, Option<i64>>(at + 6)?.map(AppId),
+        application_uuid: row
+            .get::<_, Option<String>>(at + 7)?
+            .map(|u| Uuid::parse_str(&u).map_err(|_| bad(7, "application uuid")))
+            .transpose()?,
+    };
+    Ok((KeyHash(hash), auth))
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
+    let bad = |col: usize, why: &str| {
+        rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, why.to_owned().into())
+    };
+    let uuid: String = row.get(1)?;
+    let grants_json: String = row.get(4)?;
+    let bodies: Vec<GrantBody> = serde_json::from_str(&grants_json).map_err(|_| bad(4, "grants JSON"))?;
+    let status: String = row.get(5)?;
+    let ts = |col: usize| -> rusqlite::Result<Option<Timestamp>> {
+        Ok(row.get::<_, Option<i64>>(col)?.map(Timestamp::from_millis))
+    };
+    Ok(KeyRecord {
+        id: KeyId(row.get(0)?),
+        uuid: Uuid::parse_str(&uuid).map_err(|_| bad(1, "uuid"))?,
+        title: row.get(2)?,
+        prefix: row.get(3)?,
+        grants: Grants::from_bodies(&bodies).map_err(|_| bad(4, "grants"))?,
+        status: Status::parse(&status).ok_or_else(|| bad(5, "status"))?,
+        created_at: Timestamp::from_millis(row.get(6)?),
+        revoked_at: ts(7)?,
+        deleted_at: ts(8)?,
+        expires_at: ts(9)?,
+        last_used_at: ts(10)?,
+        created_by: row.get::<_, Option<i64>>(11)?.map(KeyId),
+        application_id: row.get::<_, Option<i64>>(12)?.map(AppId),
+        application_uuid: row
+            .get::<_, Option<String>>(13)?
+            .map(|u| Uuid::parse_str(&u).map_err(|_| bad(13, "application uuid")))
+            .transpose()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::key_format::ApiKey;
+
+    fn conn() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_connection(&dir.path().join("t.db")).unwrap();
+        (dir, conn)
+    }
+
+    fn insert(conn: &Connection, app: Option<AppId>) -> (ApiKey, KeyRecord) {
+        let key = ApiKey::generate().unwrap();
+        let rec = conn
+            .insert_key(&NewKeyRow {
+                uuid: Uuid::new_v4(),
+                title: "t",
+                prefix: &key.display_prefix(),
+                hash: &key.hash(),
+                grants: &Grants::root(),
+                created_at: Timestamp::from_millis(1_000),
+                expires_at: None,
+                created_by: None,
+                application_id: app,
+            })
+            .unwrap();
+        (key, rec)
+    }
+
+    fn page(application: Option<AppId>, before: Option<KeyId>, status: Option<Status>, limit: u32) -> KeyFilter {
+        KeyFilter { application, status, before, limit }
+    }
+
+    #[test]
+    fn inserted_key_is_found_by_hash_and_id() {
+        let (_d, conn) = conn();
+        let (key, rec) = insert(&conn, None);
+        assert_eq!(conn.find_key_by_hash(&key.hash()).unwrap(), Some(rec.clone()));
+        assert_eq!(conn.find_key_by_id(rec.id).unwrap(), Some(rec.clone()));
+        assert_eq!(conn.find_key_by_uuid(rec.uuid).unwrap(), Some(rec.clone()));
+        assert_eq!(rec.status, Status::Active);
+        assert_eq!(rec.grants, Grants::root());
+    }
+
+    #[test]
+    fn revoke_and_delete_change_status_once() {
+        let (_d, conn) = conn();
+        let (_k, rec) = insert(&conn, None);
+        assert!(conn.mark_revoked(rec.id, Timestamp::from_millis(5)).unwrap());
+        assert!(!conn.mark_revoked(rec.id, Timestamp::from_millis(6)).unwrap());
+        assert!(conn.mark_deleted(rec.id, Timestamp::from_millis(7)).unwrap());
+        assert!(!conn.mark_deleted(rec.id, Timestamp::from_millis(8)).unwrap());
+        let got = conn.find_key_by_id(rec.id).unwrap().unwrap();
+        assert_eq!(got.status, Status::Deleted);
+        assert_eq!(got.revoked_at, Some(Timestamp::from_millis(5)));
+        assert_eq!(got.deleted_at, Some(Timestamp::from_millis(7)));
+    }
+
+    #[test]
+    fn listing_is_newest_first_and_pages_by_id() {
+        let (_d, conn) = conn();
+        let ids: Vec<KeyId> = (0..5).map(|_| insert(&conn, None).1.id).collect();
+        let first = conn.list_keys(&page(None, None, None, 2)).unwrap();
+        assert_eq!(first.iter().map(|k| k.id).collect::<Vec<_>>(), vec![ids[4], ids[3]]);
+        let next = conn.list_keys(&page(None, Some(ids[3]), None, 10)).unwrap();
+        assert_eq!(next.iter().map(|k| k.id).collect::<Vec<_>>(), vec![ids[2], ids[1], ids[0]]);
+        conn.mark_revoked(ids[1], Timestamp::from_millis(9)).unwrap();
+        let revoked = conn.list_keys(&page(None, None, Some(Status::Revoked), 10)).unwrap();
+        assert_eq!(revoked.len(), 1);
+        assert_eq!(revoked[0].id, ids[1]);
+    }
+
+    #[test]
+    fn an_application_filter_lists_only_that_applications_keys() {
+        let (_d, conn) = conn();
+        conn.execute("INSERT INTO applications (id, uuid, name, created_at) VALUES (1, '123e4567-e89b-12d3-a456-426614174000', 'A', 0)", []).unwrap();
+        let (_k, _global) = insert(&conn, None);
+        let (_k, in_app) = insert(&conn, Some(AppId(1)));
+        let listed = conn.list_keys(&page(Some(AppId(1)), None, None, 10)).unwrap();
+        assert_eq!(listed.iter().map(|k| k.id).collect::<Vec<_>>(), vec![in_app.id]);
+        assert_eq!(conn.list_keys(&page(None, None, None, 10)).unwrap().len(), 2);
+    }
+}

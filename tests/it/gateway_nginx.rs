@@ -1,0 +1,386 @@
+//! A real nginx, configured from `examples/nginx.conf`, in front of a tiny upstream, with the real
+//! `apikeyd` binary answering its `auth_request` subrequests. Checks that what reaches the
+//! upstream is exactly what apikeyd allows — including paths nginx itself would normalise.
+//!
+//! Needs an nginx binary with the auth_request module (Debian/Ubuntu: `nginx` or `nginx-light`).
+//! Without one the test prints a `SKIPPED gateway_nginx: ...` line (past the output capture) and
+//! returns; with `APIKEYD_REQUIRE_NGINX=1` in the environment (CI) it fails instead
+//! (`support::prerequisite`).
+
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::support::binary::{http, Server};
+use crate::support::prerequisite::{say, skip_unless_required};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/nginx.conf");
+
+// ---------------------------------------------------------------------------------------------
+// Finding nginx
+
+fn find_nginx() -> Option<PathBuf> {
+    let fixed = PathBuf::from("/usr/sbin/nginx");
+    if fixed.is_file() {
+        return Some(fixed);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("nginx")).find(|p| p.is_file())
+}
+
+/// `nginx -v` → (major, minor, patch), if it can be read.
+fn nginx_version(bin: &Path) -> Option<(u32, u32, u32)> {
+    let out = Command::new(bin).arg("-v").stdin(Stdio::null()).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = text.split("nginx/").nth(1)?.split_whitespace().next()?;
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The upstream: answers 200 "upstream ok" to anything and records each request head.
+
+struct Upstream {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Upstream {
+    /// The accept loop polls a stop flag and gives up on its own after `LIFETIME` at the latest.
+    fn start() -> Upstream {
+        const LIFETIME: Duration = Duration::from_secs(300);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, seen2) = (Arc::clone(&stop), Arc::clone(&seen));
+        let thread = thread::spawn(move || {
+            let deadline = Instant::now() + LIFETIME;
+            while !stop2.load(Ordering::SeqCst) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((stream, _)) => answer(stream, &seen2),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(10)),
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Upstream { addr, stop, seen, thread: Some(thread) }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Reads one request (head + Content-Length body, bounded by timeouts and size), records it in
+/// `seen` (head followed by body) *before* answering, so the test sees it once it has the reply.
+fn answer(stream: TcpStream, seen: &Mutex<Vec<String>>) {
+    if let Some(request) = read_request(&stream) {
+        seen.lock().unwrap().push(request);
+        let reply =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: close\r\n\r\nupstream ok";
+        let _ = (&stream).write_all(reply.as_bytes());
+    }
+}
+
+fn read_request(mut stream: &TcpStream) -> Option<String> {
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(64 * 1024);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+    Some(format!("{head}{body}"))
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// nginx: config derived from the example, started in the foreground, stopped by PID.
+
+struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Nginx {
+    fn error_log(&self) -> String {
+        fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    /// SIGTERM to the master's PID (it stops its workers, which a SIGKILL would orphan), a bounded
+    /// wait, then SIGKILL as a last resort.
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Replaces `from` — which must occur exactly once — so a change to the example that this test
+/// no longer understands fails loudly instead of silently testing something else.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "examples/nginx.conf should contain `{from}` exactly once");
+    text.replacen(from, to, 1)
+}
+
+/// The example with only deployment details changed: addresses, and every path nginx writes to
+/// moved into `dir` (Debian's build puts temp dirs under /var/lib/nginx, which an unprivileged
+/// user cannot create).
+fn derive_config(dir: &Path, apikeyd: SocketAddr, app: SocketAddr, listen: SocketAddr) -> String {
+    let example = fs::read_to_string(EXAMPLE).expect("examples/nginx.conf");
+    let d = dir.display();
+    let mut c = example;
+    // As root, workers then run as nginx's default user (nobody), which exists everywhere unlike
+    // www-data; not as root, the directive would only be ignored with a warning.
+    c = replace_once(&c, "user www-data;", "");
+    c = replace_once(&c, "worker_processes auto;", "worker_processes 1;");
+    c = replace_once(&c, "pid /run/nginx.pid;", &format!("pid {d}/nginx.pid;"));
+    c = replace_once(&c, "/var/log/nginx/error.log", &format!("{d}/error.log"));
+    c = replace_once(&c, "/var/log/nginx/access.log", &format!("{d}/access.log"));
+    c = replace_once(&c, "server 127.0.0.1:8080;", &format!("server {apikeyd};"));
+    c = replace_once(&c, "server 127.0.0.1:9000;", &format!("server {app};"));
+    c = replace_once(&c, "listen 127.0.0.1:8000;", &format!("listen {listen};"));
+    let temps = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+        .map(|t| format!("    {t}_temp_path {d}/{t}_temp;\n"))
+        .concat();
+    c = replace_once(&c, "http {\n", &format!("http {{\n{temps}"));
+    c
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+fn nginx_command(bin: &Path, dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("-p").arg(format!("{}/", dir.display())).arg("-c").arg(dir.join("nginx.conf"));
+    // -e (1.19.5+): the error log nginx uses before it has read the config; otherwise it tries
+    // the compiled-in /var/log/nginx/error.log.
+    if nginx_version(bin).is_some_and(|v| v >= (1, 19, 5)) {
+        cmd.arg("-e").arg(dir.join("error.log"));
+    }
+    cmd.args(extra).stdin(Stdio::null());
+    cmd
+}
+
+/// Validates (`nginx -t`) and starts nginx in the foreground; waits (bounded) until it accepts
+/// connections. Retries on a fresh port a few times, in case the free port was taken meanwhile.
+fn start_nginx(bin: &Path, dir: &Path, apikeyd: SocketAddr, app: SocketAddr) -> Nginx {
+    let mut last_error = String::new();
+    for _attempt in 0..3 {
+        let listen = free_port();
+        fs::write(dir.join("nginx.conf"), derive_config(dir, apikeyd, app, listen)).unwrap();
+        let check = nginx_command(bin, dir, &["-t", "-q"]).output().unwrap();
+        assert!(
+            check.status.success(),
+            "nginx -t rejected the config derived from examples/nginx.conf:\n{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let out = fs::File::create(dir.join("nginx.out")).unwrap();
+        let child = nginx_command(bin, dir, &["-g", "daemon off;"])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let mut nginx = Nginx { child, addr: listen, dir: dir.to_owned() };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                last_error = format!(
+                    "nginx exited ({status}):\n{}{}",
+                    fs::read_to_string(dir.join("nginx.out")).unwrap_or_default(),
+                    nginx.error_log()
+                );
+                break;
+            }
+            if TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_ok() {
+                return nginx;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        if last_error.is_empty() {
+            last_error = format!("nginx did not listen on {listen} within 15s:\n{}", nginx.error_log());
+        }
+        drop(nginx);
+    }
+    panic!("could not start nginx: {last_error}");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn nginx_auth_request_enforces_apikeyd_decisions() {
+    let Some(bin) = find_nginx() else {
+        let why = "nginx not installed (install with apt-get install nginx, or nginx-light)";
+        skip_unless_required("APIKEYD_REQUIRE_NGINX", "gateway_nginx", why);
+        return;
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    // Workers run as `nobody` when the test runs as root: let them into the temp dirs.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let server = Server::start(&dir.path().join("apikeyd.db"), &[]);
+    let root = server.printed_root_key().expect("root key printed on first start");
+    let upstream = Upstream::start();
+    let nginx = start_nginx(&bin, dir.path(), server.addr, upstream.addr);
+    say(&format!(
+        "gateway_nginx: {} on {}, apikeyd {}, upstream {}",
+        bin.display(),
+        nginx.addr,
+        server.addr,
+        upstream.addr
+    ));
+
+    let (reader_id, reader) = server.create_key(&root, "gateway", &[("/data", "read")]);
+    let (writer_id, writer) = server.create_key(&root, "gateway", &[("/data", "write")]);
+    let (doomed_id, doomed) = server.create_key(&root, "gateway", &[("/data", "read")]);
+    let via = |method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>| {
+        http(nginx.addr, method, path, headers, body)
+    };
+    let hits = || upstream.seen().len();
+    let last = || upstream.seen().last().cloned().unwrap_or_default().to_ascii_lowercase();
+
+    // A read key, both header forms: through to the upstream. nginx sets X-Key-Id from apikeyd's
+    // answer (overwriting the client's forged one) and strips the secret.
+    let bearer = format!("Bearer {reader}");
+    for key_header in [("x-user-api-key", reader.as_str()), ("Authorization", bearer.as_str())] {
+        let (status, body) = via("GET", "/data/file", &[key_header, ("X-Key-Id", "999999")], None);
+        assert_eq!((status, body.as_str()), (200, "upstream ok"), "{}", nginx.error_log());
+        let seen = last();
+        assert!(seen.starts_with("get /data/file http/1.1\r\n"), "{seen}");
+        assert!(seen.contains(&format!("\r\nx-key-id: {reader_id}\r\n")), "{seen}");
+        assert!(!seen.contains("999999"), "forged X-Key-Id reached the upstream: {seen}");
+        assert!(!seen.contains(&reader.to_ascii_lowercase()), "the key reached the upstream: {seen}");
+    }
+
+    // Write key, POST with a body: allowed, and the body still reaches the upstream (only the
+    // auth subrequest drops it).
+    let (status, body) = via("POST", "/data/file", &[("x-user-api-key", &writer)], Some(r#"{"x":1}"#));
+    assert_eq!((status, body.as_str()), (200, "upstream ok"));
+    let seen = last();
+    assert!(seen.starts_with("post /data/file http/1.1\r\n") && seen.ends_with(r#"{"x":1}"#), "{seen}");
+    assert!(seen.contains(&format!("\r\nx-key-id: {writer_id}\r\n")), "{seen}");
+
+    let before = hits();
+    // No key, a key that does not exist: 401.
+    assert_eq!(via("GET", "/data/file", &[], None).0, 401);
+    assert_eq!(via("GET", "/data/file", &[("x-user-api-key", "sk-not-a-real-key")], None).0, 401);
+    // Read-only key, write method: 403. Outside its grant: 403.
+    assert_eq!(via("POST", "/data/file", &[("x-user-api-key", &reader)], Some("{}")).0, 403);
+    assert_eq!(via("DELETE", "/data/file", &[("x-user-api-key", &reader)], None).0, 403);
+    assert_eq!(via("GET", "/admin", &[("x-user-api-key", &reader)], None).0, 403);
+    assert_eq!(via("GET", "/database", &[("x-user-api-key", &reader)], None).0, 403);
+    // The internal auth location cannot be reached from outside.
+    assert_eq!(via("GET", "/_apikeyd_auth", &[("x-user-api-key", &reader)], None).0, 404);
+
+    // Revocation takes effect on the next request.
+    assert_eq!(via("GET", "/data/file", &[("x-user-api-key", &doomed)], None).0, 200);
+    let before_revoke = hits();
+    let auth = format!("Bearer {root}");
+    let (status, text) =
+        server.request("DELETE", &format!("/api/v1/keys/{doomed_id}"), &[("Authorization", &auth)], None);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(via("GET", "/data/file", &[("x-user-api-key", &doomed)], None).0, 401);
+    assert_eq!(hits(), before_revoke);
+
+    // Traversal with a key that may read /data only. The request line goes out byte for byte
+    // (`http` is a raw socket client). nginx routes on its normalised $uri (all three become
+    // /admin, which `location /` matches), but the auth subrequest carries the raw $request_uri
+    // in X-Original-URI; apikeyd refuses any path with dot segments (literal or %2e-encoded) or
+    // an encoded slash with 403, and nginx returns that 403.
+    for path in ["/data/../admin", "/data/%2e%2e/admin", "/data%2F..%2Fadmin", "/data/./../admin"] {
+        let (status, _) = via("GET", path, &[("x-user-api-key", &reader)], None);
+        assert_eq!(status, 403, "{path}");
+    }
+    // The other direction shows apikeyd judges the raw $request_uri, not nginx's $uri: this one
+    // normalises *into* /data/file (which the key could read), yet it is refused all the same.
+    let (status, _) = via("GET", "/admin/../data/file", &[("x-user-api-key", &reader)], None);
+    assert_eq!(status, 403, "/admin/../data/file");
+    // Climbing above the root is rejected by nginx itself, before auth_request runs: 400.
+    for path in ["/../data/file", "/data/../../admin"] {
+        let (status, _) = via("GET", path, &[("x-user-api-key", &reader)], None);
+        assert_eq!(status, 400, "{path}");
+    }
+    // None of the refused requests reached the upstream.
+    assert_eq!(hits(), before + 1, "refused requests reached the upstream: {:#?}", &upstream.seen()[before..]);
+
+    // Nothing went wrong between nginx and apikeyd (e.g. "auth request unexpected status").
+    let errors = nginx.error_log();
+    let bad: Vec<_> =
+        errors.lines().filter(|l| ["[error]", "[crit]", "[alert]", "[emerg]"].iter().any(|t| l.contains(t))).collect();
+    assert!(bad.is_empty(), "nginx error.log:\n{errors}");
+    let access_log = fs::read_to_string(dir.path().join("access.log")).unwrap_or_default();
+    assert!(access_log.contains(&format!("key={reader_id} ")), "{access_log}");
+    // apikeyd gone: nginx fails closed. The subrequest gets 502, which auth_request does not
+    // accept ("auth request unexpected status: 502" in error.log), so the client gets 500.
+    let before = hits();
+    server.kill9();
+    assert_eq!(via("GET", "/data/file", &[("x-user-api-key", &reader)], None).0, 500);
+    assert_eq!(hits(), before, "a request reached the upstream while apikeyd was down");
+    let errors_after = nginx.error_log();
+    assert!(errors_after.contains("auth request unexpected status: 502"), "{errors_after}");
+    say(&format!("gateway_nginx: ok ({} requests reached the upstream)", hits()));
+
+    if std::env::var_os("GATEWAY_NGINX_SHOW_LOGS").is_some() {
+        say(&format!("--- error.log\n{errors_after}--- access.log\n{access_log}"));
+    }
+    drop(nginx);
+}

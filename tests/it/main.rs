@@ -1,0 +1,37 @@
+//! apikeyd's integration tests, as one test binary (one link, one run): `cargo test --test it`,
+//! or one subject with a filter, e.g. `cargo test --test it native::` or
+//! `cargo test --test it properties::`.
+//!
+//! `support` holds what every module shares: `TestApp` (a fresh database, the app `main`
+//! serves, as an in-process test service, with typed helpers), the envelope assertions, the
+//! real-binary driver and the skip-or-require rule. Each other module is one subject:
+//! - the families, in-process: `native`, `applications`, `clients`, `shard`, and `sessions`
+//!   (session tokens, partly through the real binary);
+//! - across families: `verify` (verify API, forward-auth, the key index, usage), `audit`,
+//!   `isolation` (applications never see each other), `authz_matrix` (tests/data/authz_matrix.tsv),
+//!   `limits` (failed-authentication rate limiting), `limits_table` (request limits),
+//!   `overload` (write shedding), `openapi`;
+//! - pure code: `properties` (proptest);
+//! - the real binary: `process`, `tls`, `gateway_nginx` (a real nginx in front) and
+//!   `contract_examples` (the client code in the contract documents in ../shared/seeds).
+
+mod support;
+
+mod applications;
+mod audit;
+mod authz_matrix;
+mod clients;
+mod contract_examples;
+mod gateway_nginx;
+mod isolation;
+mod limits;
+mod limits_table;
+mod native;
+mod openapi;
+mod overload;
+mod process;
+mod properties;
+mod sessions;
+mod shard;
+mod tls;
+mod verify;

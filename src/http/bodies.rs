@@ -17,7 +17,7 @@ use crate::domain::model::{KeyId, KeyRecord, Status};
 use crate::domain::new_key::{NewKey, Title};
 use crate::domain::timestamp::Timestamp;
 use crate::error::ApiError;
-use crate::http::middleware::current_request_id;
+use crate::http::request_id::current_request_id;
 use crate::service::manage::PageRequest;
 
 /// A key's metadata, as every list and get shows it.

@@ -14,7 +14,7 @@ use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use serde_json::json;
 
 use crate::error::{ApiError, AuthFailure, Denied, Field, Missing, Op};
-use crate::http::middleware;
+use crate::http::request_id;
 use crate::storage::StoreError;
 
 /// One API shape's way of writing an error.
@@ -158,7 +158,7 @@ impl Family for Native {
         json!({
             "success": false,
             "error": { "code": err.code(), "message": err.message() },
-            "request_id": middleware::current_request_id(),
+            "request_id": request_id::current_request_id(),
         })
     }
 }
@@ -169,7 +169,7 @@ pub struct Shard;
 
 impl Family for Shard {
     fn error_body(err: &ApiError) -> serde_json::Value {
-        json!({ "error": err.code(), "message": err.message(), "request_id": middleware::current_request_id() })
+        json!({ "error": err.code(), "message": err.message(), "request_id": request_id::current_request_id() })
     }
 }
 

@@ -19,7 +19,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::error::{ApiError, AuthFailure, Op};
 use crate::http::envelope::{Failure, Family};
-use crate::http::middleware::RequestId;
+use crate::http::request_id::RequestId;
 use crate::service::authority::{Actor, Manager as CoreManager};
 use crate::service::credential::{authenticate, Accept};
 use crate::service::limiter::client_ip;

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod middleware;
 mod native;
 pub mod openapi;
+pub mod request_id;
 mod shard;
 pub mod tls;
 

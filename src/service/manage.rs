@@ -64,8 +64,14 @@ impl<'a> Manage<'a> {
         Manage { db, manager }
     }
 
-    fn actor(&self) -> Actor {
-        self.manager.actor().clone()
+    /// Runs `work` in a write transaction after re-checking the acting key (see
+    /// [`in_transaction`]).
+    async fn change<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store, &Actor, Timestamp) -> Result<T, ApiError> + Send + 'static,
+    {
+        in_transaction(self.db, self.manager.actor(), work).await
     }
 
     /// Makes a key. Its grants and expiry are bounded by the manager's (`Actor::mint`); it
@@ -77,99 +83,81 @@ impl<'a> Manage<'a> {
 
     /// Makes several keys in one transaction: all or none.
     pub async fn create_keys(&self, batch: Vec<NewKey>) -> Result<Vec<Created>, ApiError> {
-        let actor = self.actor();
         let now = Timestamp::now();
         // The random source is read here, outside the write transaction.
-        let minted = batch.into_iter().map(|new| mint(&actor, new, now)).collect::<Result<Vec<_>, _>>()?;
-        self.db
-            .write(move |store| {
-                actor.ensure_usable(store, now)?;
-                let ctx = actor.audit(now);
-                minted.into_iter().map(|m| insert_minted(store, actor.scope(), m, &ctx)).collect()
-            })
-            .await
+        let minted =
+            batch.into_iter().map(|new| mint(self.manager.actor(), new, now)).collect::<Result<Vec<_>, _>>()?;
+        self.change(move |store, actor, now| {
+            let ctx = actor.audit(now);
+            minted.into_iter().map(|m| insert_minted(store, actor.scope(), m, &ctx)).collect()
+        })
+        .await
     }
 
     /// Revokes the key `target` names. Revoking a revoked key answers as success without a
     /// second audit row, so a retried revoke is safe; a deleted key is 409; the acting key may
     /// not revoke itself (400).
     pub async fn revoke_key(&self, target: KeyRef) -> Result<KeyRecord, ApiError> {
-        let actor = self.actor();
-        self.db
-            .write(move |store| {
-                let now = Timestamp::now();
-                actor.ensure_usable(store, now)?;
-                let record = Scoped::new(store, actor.scope()).key(&target)?.ok_or(ApiError::NotFound(Missing::Key))?;
-                refuse_own_key(&actor, &record, Act::Revoke)?;
-                match record.status {
-                    Status::Revoked => Ok(record),
-                    Status::Deleted => Err(ApiError::KeyDeleted),
-                    Status::Active => {
-                        store.mark_revoked(record.id, now)?;
-                        change(store, Action::Revoke, record.id, &actor.audit(now))
-                    }
+        self.change(move |store, actor, now| {
+            let record = Scoped::new(store, actor.scope()).key(&target)?.ok_or(ApiError::NotFound(Missing::Key))?;
+            refuse_own_key(&actor, &record, Act::Revoke)?;
+            match record.status {
+                Status::Revoked => Ok(record),
+                Status::Deleted => Err(ApiError::KeyDeleted),
+                Status::Active => {
+                    store.mark_revoked(record.id, now)?;
+                    change(store, Action::Revoke, record.id, &actor.audit(now))
                 }
-            })
-            .await
+            }
+        })
+        .await
     }
 
     /// Deletes the key `target` names (active or revoked; 404 if already deleted).
     pub async fn delete_key(&self, target: KeyRef) -> Result<KeyRecord, ApiError> {
-        let actor = self.actor();
-        self.db
-            .write(move |store| {
-                let now = Timestamp::now();
-                actor.ensure_usable(store, now)?;
-                let record = Scoped::new(store, actor.scope())
-                    .key(&target)?
-                    .filter(|k| k.status != Status::Deleted)
-                    .ok_or(ApiError::NotFound(Missing::Key))?;
-                delete(store, &actor, vec![record], now).map(|mut v| v.remove(0))
-            })
-            .await
+        self.change(move |store, actor, now| {
+            let record = Scoped::new(store, actor.scope())
+                .key(&target)?
+                .filter(|k| k.status != Status::Deleted)
+                .ok_or(ApiError::NotFound(Missing::Key))?;
+            delete(store, &actor, vec![record], now).map(|mut v| v.remove(0))
+        })
+        .await
     }
 
     /// Deletes the active key whose plaintext is `key`. Unknown, out-of-scope, revoked and
     /// already deleted keys are all 404 ("no such active key").
     pub async fn delete_key_by_value(&self, key: ApiKey) -> Result<KeyRecord, ApiError> {
-        let actor = self.actor();
-        self.db
-            .write(move |store| {
-                let now = Timestamp::now();
-                actor.ensure_usable(store, now)?;
-                let record = Scoped::new(store, actor.scope())
-                    .key_by_hash(&key.hash())?
-                    .filter(|k| k.status == Status::Active)
-                    .ok_or(ApiError::NotFound(Missing::ActiveKey))?;
-                delete(store, &actor, vec![record], now).map(|mut v| v.remove(0))
-            })
-            .await
+        self.change(move |store, actor, now| {
+            let record = Scoped::new(store, actor.scope())
+                .key_by_hash(&key.hash())?
+                .filter(|k| k.status == Status::Active)
+                .ok_or(ApiError::NotFound(Missing::ActiveKey))?;
+            delete(store, &actor, vec![record], now).map(|mut v| v.remove(0))
+        })
+        .await
     }
 
     /// Deletes the keys with these UUIDs, all or nothing, in one transaction: every one must
     /// be in scope and not deleted already (404 naming the missing ones otherwise), and none
     /// may be the acting key (400).
     pub async fn delete_keys(&self, uuids: Vec<Uuid>) -> Result<Vec<KeyRecord>, ApiError> {
-        let actor = self.actor();
-        self.db
-            .write(move |store| {
-                let now = Timestamp::now();
-                actor.ensure_usable(store, now)?;
-                let scoped = Scoped::new(store, actor.scope());
-                let mut found = Vec::with_capacity(uuids.len());
-                let mut missing = Vec::new();
-                for uuid in uuids {
-                    match scoped.key(&KeyRef::Uuid(uuid))? {
-                        Some(k) if k.status != Status::Deleted => found.push(k),
-                        _ => missing.push(uuid),
-                    }
+        self.change(move |store, actor, now| {
+            let scoped = Scoped::new(store, actor.scope());
+            let mut found = Vec::with_capacity(uuids.len());
+            let mut missing = Vec::new();
+            for uuid in uuids {
+                match scoped.key(&KeyRef::Uuid(uuid))? {
+                    Some(k) if k.status != Status::Deleted => found.push(k),
+                    _ => missing.push(uuid),
                 }
-                if !missing.is_empty() {
-                    return Err(ApiError::NotFound(Missing::Keys(missing)));
-                }
-                delete(store, &actor, found, now)
-            })
-            .await
+            }
+            if !missing.is_empty() {
+                return Err(ApiError::NotFound(Missing::Keys(missing)));
+            }
+            delete(store, &actor, found, now)
+        })
+        .await
     }
 
     /// The key `target` names, in any status.
@@ -210,14 +198,28 @@ impl<'a> Manage<'a> {
 
 /// Makes an application, with its audit row.
 pub async fn create_application(db: &Db, by: &GlobalManager, name: Title) -> Result<Application, ApiError> {
-    let actor = by.manager().actor().clone();
+    in_transaction(db, by.manager().actor(), move |store, actor, now| {
+        let app = store.insert_application(Uuid::new_v4(), name.as_str(), now)?;
+        store.insert_application_audit(app.id, &actor.audit(now))?;
+        Ok(app)
+    })
+    .await
+}
+
+/// Runs `work` in one write transaction, on behalf of `actor` at the transaction's instant,
+/// after re-checking inside it that the acting key is still usable: every change goes through
+/// here, so a key revoked a moment ago (by this server, the command line or another node)
+/// cannot act.
+async fn in_transaction<T, F>(db: &Db, actor: &Actor, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store, &Actor, Timestamp) -> Result<T, ApiError> + Send + 'static,
+{
+    let actor = actor.clone();
     db.write(move |store| {
         let now = Timestamp::now();
         actor.ensure_usable(store, now)?;
-        let ctx = actor.audit(now);
-        let app = store.insert_application(Uuid::new_v4(), name.as_str(), now)?;
-        store.insert_application_audit(app.id, &ctx)?;
-        Ok(app)
+        work(store, &actor, now)
     })
     .await
 }

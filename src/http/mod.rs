@@ -79,7 +79,7 @@ const ANY: &[Method] =
     &[Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD, Method::OPTIONS];
 
 /// Every route the app serves, once. [`configure`] takes each resource's methods (and so its
-/// `Allow` header) from here and refuses to register a path missing from it; tests/openapi.rs
+/// `Allow` header) from here and refuses to register a path missing from it; tests/it/openapi.rs
 /// checks that the app serves exactly these (method, path) pairs and that the OpenAPI
 /// document lists exactly these.
 pub const ROUTES: &[Route] = &[

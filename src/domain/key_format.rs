@@ -125,28 +125,39 @@ fn looks_like_key(s: &[u8]) -> bool {
     s.len() == KEY_LEN && s.starts_with(PREFIX.as_bytes()) && s[PREFIX.len()..].iter().all(u8::is_ascii_alphanumeric)
 }
 
-/// Replaces every well-formed-looking key in `text` with `[redacted]`. Used on any text that
-/// echoes client input (JSON parser messages) before it reaches a response or a log.
+/// Where a session JWT starts: the base64url of `{"` that opens every JWT header.
+pub const JWT_PREFIX: &str = "eyJ";
+
+/// Replaces every well-formed-looking key and every JWT-shaped token in `text` with
+/// `[redacted]`. Used on any text that echoes client input (parser messages, logged paths)
+/// before it reaches a response or a log.
 pub fn redact(text: &str) -> String {
     let bytes = text.as_bytes();
-    // Mark every byte covered by some `sk-` + long alphanumeric run. Every occurrence of the
-    // prefix is examined, overlapping ones included: a key can start inside text that itself
-    // ends in "sk" ("risk-sk-…") or inside a run already being hidden ("sk-…sk-<key>").
     let mut hidden = vec![false; bytes.len()];
-    let mut from = 0;
-    while let Some(pos) = text[from..].find(PREFIX) {
-        let start = from + pos;
-        let mut end = start + PREFIX.len();
-        while end < bytes.len() && bytes[end].is_ascii_alphanumeric() {
-            end += 1;
+    // Every occurrence of a prefix is examined, overlapping ones included: a key can start
+    // inside text that itself ends in "sk" ("risk-sk-…") or inside a run already being
+    // hidden ("sk-…sk-<key>").
+    let mut mark = |prefix: &str, part_of_run: fn(u8) -> bool, is_secret: &dyn Fn(&[u8]) -> bool| {
+        let mut from = 0;
+        while let Some(pos) = text[from..].find(prefix) {
+            let start = from + pos;
+            let mut end = start + prefix.len();
+            while end < bytes.len() && part_of_run(bytes[end]) {
+                end += 1;
+            }
+            if is_secret(&bytes[start + prefix.len()..end]) {
+                hidden[start..end].iter_mut().for_each(|h| *h = true);
+            }
+            from = start + 1;
         }
-        // Anything with a long enough body is hidden, checksum or not: a near-miss of a real key
-        // (a typo) is still mostly secret.
-        if end - start - PREFIX.len() >= 16 {
-            hidden[start..end].iter_mut().for_each(|h| *h = true);
-        }
-        from = start + 1;
-    }
+    };
+    // A key: anything with a long enough body is hidden, checksum or not: a near-miss of a
+    // real key (a typo) is still mostly secret.
+    mark(PREFIX, |b| b.is_ascii_alphanumeric(), &|body| body.len() >= 16);
+    // A JWT: base64url segments joined by dots, at least two of them.
+    mark(JWT_PREFIX, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.', &|rest| {
+        rest.len() >= 16 && rest.contains(&b'.')
+    });
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -163,6 +174,11 @@ pub fn redact(text: &str) -> String {
         }
     }
     out
+}
+
+/// True when `text` may hold something [`redact`] would hide: the cheap test before it.
+pub fn may_hold_secret(text: &str) -> bool {
+    text.contains(PREFIX) || text.contains(JWT_PREFIX)
 }
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib): detects every error burst of up to 32 bits, so
@@ -295,5 +311,16 @@ mod tests {
             let clean = redact(&glued);
             assert!(!clean.contains(&key.expose()[3..20]), "{clean}");
         }
+    }
+
+    #[test]
+    fn redact_hides_session_tokens_too() {
+        let jwt = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIiwia2lkIjoxfQ.c2lnbmF0dXJlX2hlcmU";
+        let text = format!("unknown variant `{jwt}`, expected one of `read`");
+        assert_eq!(redact(&text), "unknown variant `[redacted]`, expected one of `read`");
+        assert_eq!(redact(&format!("/api/v1/keys/{jwt}/x")), "/api/v1/keys/[redacted]/x");
+        assert!(may_hold_secret(jwt) && !may_hold_secret("/api/v1/keys/12"));
+        // Base64 that merely starts like a JWT header, with no second segment, is left alone.
+        assert_eq!(redact("eyJhbGciOiJIUzI1NiJ9"), "eyJhbGciOiJIUzI1NiJ9");
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! The access log records method, path, status and time only: never the query string
 //! (`DELETE /api-key?value=` carries a secret), bodies or headers, and a path with anything
-//! key-shaped in it is redacted.
+//! key- or JWT-shaped in it is redacted.
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -65,10 +65,10 @@ pub async fn request_context(
     Ok(res)
 }
 
-/// The path as the access log may show it: anything key-shaped (a key pasted into a path,
-/// `GET /api/v1/keys/sk-…`) is redacted. Paths without the key prefix pass untouched.
+/// The path as the access log may show it: anything key- or JWT-shaped (a key pasted into a
+/// path, `GET /api/v1/keys/sk-…`) is redacted. Other paths pass untouched.
 fn loggable_path(path: &str) -> Cow<'_, str> {
-    if path.contains(keys::PREFIX) {
+    if keys::may_hold_secret(path) {
         Cow::Owned(keys::redact(path))
     } else {
         Cow::Borrowed(path)

@@ -33,30 +33,32 @@ pub const USER_API_KEY: HeaderName = HeaderName::from_static("x-user-api-key");
 const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Occurs when the credential headers cannot be read as one credential: not UTF-8, a scheme
-/// other than Bearer, or two that differ.
+/// other than Bearer, or two that differ (in one header sent twice, or across the two).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unreadable;
 
-/// The credential text from the request headers, if any.
+/// The credential text from the request headers, if any. Every `Authorization` and
+/// `x-user-api-key` value must name the same credential: a gateway may append a header the
+/// client also sent, and which copy a backend reads differs, so two that differ are refused,
+/// never guessed.
 pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, Unreadable> {
-    let bearer = match headers.get(AUTHORIZATION) {
-        None => None,
-        Some(v) => {
-            let v = v.to_str().map_err(|_| Unreadable)?;
-            match v.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
-                _ => return Err(Unreadable),
-            }
+    let bearers = headers.get_all(AUTHORIZATION).map(|v| {
+        let v = v.to_str().map_err(|_| Unreadable)?;
+        match v.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+            _ => Err(Unreadable),
         }
-    };
-    let header_key = match headers.get(USER_API_KEY) {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| Unreadable)?.trim()),
-    };
-    match (bearer, header_key) {
-        (Some(a), Some(b)) if a != b => Err(Unreadable),
-        (a, b) => Ok(a.or(b)),
+    });
+    let keys = headers.get_all(USER_API_KEY).map(|v| v.to_str().map(str::trim).map_err(|_| Unreadable));
+    let mut found = None;
+    for text in bearers.chain(keys) {
+        let text = text?;
+        match found {
+            Some(seen) if seen != text => return Err(Unreadable),
+            _ => found = Some(text),
+        }
     }
+    Ok(found)
 }
 
 /// The client's address, as the failure budget counts it: the peer, or what a trusted
@@ -161,6 +163,13 @@ mod tests {
             (&[("authorization", "Bearer abc"), ("x-user-api-key", "xyz")], Err(Unreadable)),
             (&[("authorization", "Basic abc")], Err(Unreadable)),
             (&[("authorization", "abc")], Err(Unreadable)),
+            // The same header twice: equal copies are one credential, different ones none.
+            (&[("x-user-api-key", "abc"), ("x-user-api-key", "abc")], Ok(Some("abc"))),
+            (&[("x-user-api-key", "abc"), ("x-user-api-key", "xyz")], Err(Unreadable)),
+            (&[("x-user-api-key", "xyz"), ("x-user-api-key", "abc")], Err(Unreadable)),
+            (&[("authorization", "Bearer abc"), ("authorization", "Bearer xyz")], Err(Unreadable)),
+            (&[("authorization", "Bearer abc"), ("authorization", "Basic abc")], Err(Unreadable)),
+            (&[("authorization", "Bearer abc"), ("x-user-api-key", "abc"), ("x-user-api-key", "xyz")], Err(Unreadable)),
         ];
         for (pairs, expected) in cases {
             let map = headers(pairs);

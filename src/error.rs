@@ -104,6 +104,8 @@ pub enum Op {
     DeleteKey,
     /// Deleting several keys at once.
     DeleteKeys,
+    /// Revoking a key.
+    RevokeKey,
 }
 
 /// Why an authenticated caller was refused.
@@ -119,6 +121,9 @@ pub enum Denied {
     GrantsExceed,
     /// The new key's expiry is later than the creator's.
     ExpiryExceeds,
+    /// The key acted on has grants or an expiry beyond the acting key's: a key acts only on
+    /// keys it could have minted.
+    Outranked(Op),
 }
 
 /// What was not found.
@@ -199,6 +204,9 @@ impl ApiError {
             ApiError::Forbidden(Denied::NotGlobal) => "Only a global key can create applications",
             ApiError::Forbidden(Denied::GrantsExceed) => "Requested grants exceed the grants of the calling key",
             ApiError::Forbidden(Denied::ExpiryExceeds) => "Requested expiry is later than the calling key's expiry",
+            ApiError::Forbidden(Denied::Outranked(_)) => {
+                "The calling key cannot act on a key with grants or an expiry beyond its own"
+            }
             ApiError::NotFound(Missing::Key) => "API key not found",
             ApiError::NotFound(Missing::Keys(missing)) => {
                 let names: Vec<String> = missing.iter().map(Uuid::to_string).collect();

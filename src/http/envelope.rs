@@ -224,7 +224,9 @@ impl Family for Clients {
     fn error_body(err: &ApiError) -> serde_json::Value {
         let message = match err {
             ApiError::Unauthenticated(AuthFailure::Credential) => "Invalid JWT token".to_owned(),
-            ApiError::Forbidden(Denied::NotManager(op)) => format!("Insufficient permissions to {}", operation(*op)),
+            ApiError::Forbidden(Denied::NotManager(op) | Denied::Outranked(op)) => {
+                format!("Insufficient permissions to {}", operation(*op))
+            }
             ApiError::NotFound(Missing::Key) => "API Key not found".to_owned(),
             ApiError::OwnKey { key, .. } => format!("{}: {key}", err.message()),
             other => other.message(),
@@ -241,6 +243,7 @@ fn operation(op: Op) -> &'static str {
         Op::CreateKey => "generate API keys",
         Op::DeleteKey => "delete this API key",
         Op::DeleteKeys => "delete these API keys",
+        Op::RevokeKey => "revoke this API key",
     }
 }
 

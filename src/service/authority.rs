@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::domain::grants::Grants;
-use crate::domain::model::{AuditContext, KeyAuth, KeyId, Scope, Standing};
+use crate::domain::model::{AuditContext, KeyAuth, KeyId, KeyRecord, Scope, Standing};
 use crate::domain::new_key::NewKey;
 use crate::domain::timestamp::Timestamp;
 use crate::error::{ApiError, AuthFailure, Denied, Op};
@@ -97,6 +97,24 @@ impl Actor {
             (Some(at), _) => Some(at),
         };
         Ok((grants, expires_at))
+    }
+
+    /// May this actor revoke or delete `target` (found in its scope)? Only a key it could have
+    /// minted: grants within its own, and an expiry no later than its own (a key that never
+    /// expires is beyond any key that does). So a weaker manager cannot remove a stronger
+    /// key, and the last root key can never be removed by another key: only a root key could
+    /// act on it, and that one is another root key. The operator acts on every key.
+    pub fn may_act_on(&self, target: &KeyRecord, op: Op) -> Result<(), ApiError> {
+        let expiry_within = match (self.expires_at, target.expires_at) {
+            (None, _) => true,
+            (Some(limit), Some(at)) => at <= limit,
+            (Some(_), None) => false,
+        };
+        if target.grants.within(&self.grants) && expiry_within {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(Denied::Outranked(op)))
+        }
     }
 
     /// Re-checks, inside a write transaction, that the acting key is still usable: a key
@@ -204,5 +222,49 @@ mod tests {
             key(Grants::root(), None).manager(Op::Manage).unwrap().global().unwrap_err(),
             ApiError::Forbidden(Denied::NotGlobal)
         );
+    }
+
+    fn target(grants: Grants, expires_at: Option<Timestamp>) -> KeyRecord {
+        KeyRecord {
+            id: KeyId(2),
+            uuid: uuid::Uuid::new_v4(),
+            title: "target".into(),
+            prefix: "sk-00000000".into(),
+            grants,
+            status: Status::Active,
+            created_at: Timestamp::from_millis(0),
+            revoked_at: None,
+            deleted_at: None,
+            expires_at,
+            last_used_at: None,
+            created_by: None,
+            application_id: None,
+            application_uuid: None,
+        }
+    }
+
+    #[test]
+    fn a_key_acts_only_on_keys_it_could_have_minted() {
+        let write_root = Grants::single(GrantPath::root(), Access::Write);
+        let data = Grants::single(GrantPath::parse("/data").unwrap(), Access::ReadWrite);
+        let (soon, later) = (Some(Timestamp::from_millis(1_000)), Some(Timestamp::from_millis(2_000)));
+        let outranked = Err(ApiError::Forbidden(Denied::Outranked(Op::RevokeKey)));
+        let rows = [
+            // actor grants, actor expiry, target grants, target expiry, allowed
+            (Grants::root(), None, Grants::root(), None, true),
+            (Grants::root(), later, data.clone(), soon, true),
+            (Grants::root(), later, data.clone(), later, true),
+            (Grants::root(), soon, data.clone(), later, false),
+            (Grants::root(), soon, data.clone(), None, false),
+            (write_root.clone(), None, Grants::root(), None, false),
+            (write_root.clone(), None, write_root.clone(), None, true),
+            (data.clone(), None, write_root, None, false),
+        ];
+        for (grants, expires, target_grants, target_expires, allowed) in rows {
+            let got = key(grants.clone(), expires).may_act_on(&target(target_grants.clone(), target_expires), Op::RevokeKey);
+            let want = if allowed { Ok(()) } else { outranked.clone() };
+            assert_eq!(got, want, "{grants:?} {expires:?} on {target_grants:?} {target_expires:?}");
+        }
+        assert!(Actor::operator().may_act_on(&target(Grants::root(), None), Op::DeleteKey).is_ok());
     }
 }

@@ -11,7 +11,7 @@ use crate::domain::key_format::ApiKey;
 use crate::domain::model::{Action, AppId, Application, AuditContext, KeyId, KeyRecord, Scope, Status};
 use crate::domain::new_key::{NewKey, Title};
 use crate::domain::timestamp::Timestamp;
-use crate::error::{Act, ApiError, Missing};
+use crate::error::{Act, ApiError, Missing, Op};
 use crate::service::authority::{Actor, GlobalManager, Manager};
 use crate::service::scope::{KeyRef, Scoped};
 use crate::storage::{Db, NewKeyRow, Store};
@@ -96,11 +96,12 @@ impl<'a> Manage<'a> {
 
     /// Revokes the key `target` names. Revoking a revoked key answers as success without a
     /// second audit row, so a retried revoke is safe; a deleted key is 409; the acting key may
-    /// not revoke itself (400).
+    /// not revoke itself (400), nor a key it could not have minted (403).
     pub async fn revoke_key(&self, target: KeyRef) -> Result<KeyRecord, ApiError> {
         self.change(move |store, actor, now| {
             let record = Scoped::new(store, actor.scope()).key(&target)?.ok_or(ApiError::NotFound(Missing::Key))?;
-            refuse_own_key(&actor, &record, Act::Revoke)?;
+            refuse_own_key(actor, &record, Act::Revoke)?;
+            actor.may_act_on(&record, Op::RevokeKey)?;
             match record.status {
                 Status::Revoked => Ok(record),
                 Status::Deleted => Err(ApiError::KeyDeleted),
@@ -120,7 +121,7 @@ impl<'a> Manage<'a> {
                 .key(&target)?
                 .filter(|k| k.status != Status::Deleted)
                 .ok_or(ApiError::NotFound(Missing::Key))?;
-            delete(store, &actor, vec![record], now).map(|mut v| v.remove(0))
+            delete(store, actor, vec![record], Op::DeleteKey, now).map(|mut v| v.remove(0))
         })
         .await
     }
@@ -133,7 +134,7 @@ impl<'a> Manage<'a> {
                 .key_by_hash(&key.hash())?
                 .filter(|k| k.status == Status::Active)
                 .ok_or(ApiError::NotFound(Missing::ActiveKey))?;
-            delete(store, &actor, vec![record], now).map(|mut v| v.remove(0))
+            delete(store, actor, vec![record], Op::DeleteKey, now).map(|mut v| v.remove(0))
         })
         .await
     }
@@ -155,7 +156,7 @@ impl<'a> Manage<'a> {
             if !missing.is_empty() {
                 return Err(ApiError::NotFound(Missing::Keys(missing)));
             }
-            delete(store, &actor, found, now)
+            delete(store, actor, found, Op::DeleteKeys, now)
         })
         .await
     }
@@ -302,15 +303,20 @@ fn refuse_own_key(actor: &Actor, record: &KeyRecord, act: Act) -> Result<(), Api
     Ok(())
 }
 
-/// Marks `records` deleted, with their audit rows; none may be the acting key.
+/// Marks `records` deleted, with their audit rows: all or none. None may be the acting key
+/// or one it could not have minted.
 fn delete(
     store: &dyn Store,
     actor: &Actor,
     records: Vec<KeyRecord>,
+    op: Op,
     now: Timestamp,
 ) -> Result<Vec<KeyRecord>, ApiError> {
     for record in &records {
         refuse_own_key(actor, record, Act::Delete)?;
+    }
+    for record in &records {
+        actor.may_act_on(record, op)?;
     }
     let ctx = actor.audit(now);
     records

@@ -133,13 +133,18 @@ impl GrantPath {
     }
 
     /// The path a gateway reports for a request (nginx `$request_uri`, Traefik and Caddy
-    /// `X-Forwarded-Uri`): the query and fragment are cut off, percent-escapes are decoded
-    /// exactly once, and the result must pass [`GrantPath::parse`]. Encoded slashes and
-    /// backslashes (`%2F`, `%5C`) are refused outright: a backend may or may not decode them,
-    /// so they could name a different path there than here. A `%` left after one decoding
-    /// (double encoding) is refused by `parse`. Nothing that fails here can widen a grant.
+    /// `X-Forwarded-Uri`): the query is cut off, percent-escapes are decoded exactly once, and
+    /// the result must pass [`GrantPath::from_request_path`]. Encoded slashes and backslashes
+    /// (`%2F`, `%5C`) are refused outright: a backend may or may not decode them, so they could
+    /// name a different path there than here. A `%` left after one decoding (double encoding)
+    /// is refused by `parse`. A `#` anywhere is refused: a client never sends a fragment, so
+    /// one here is an attempt to make this parser and a backend cut the path differently.
+    /// Nothing that fails here can widen a grant.
     pub fn from_request_uri(uri: &str) -> Result<GrantPath, PathError> {
-        let raw = uri.split(['?', '#']).next().unwrap_or("");
+        if uri.contains('#') {
+            return Err(PathError("request URI has a fragment"));
+        }
+        let raw = uri.split('?').next().unwrap_or("");
         let bytes = raw.as_bytes();
         let mut decoded = Vec::with_capacity(bytes.len());
         let mut i = 0;
@@ -159,7 +164,32 @@ impl GrantPath {
             }
         }
         let text = String::from_utf8(decoded).map_err(|_| PathError("path is not UTF-8"))?;
-        GrantPath::parse(&text)
+        GrantPath::from_request_path(&text)
+    }
+
+    /// A request's path, already decoded (by [`GrantPath::from_request_uri`], or by the query
+    /// parser for forward-auth's `?path=`), refusing what backends may read differently from
+    /// `parse`: `;` path parameters (Tomcat and Spring drop `;…` from each segment, so
+    /// `/data/..;/admin` reaches them as `/admin`), a `#`, and segments whose Unicode
+    /// compatibility form (NFKC, which some backends and file systems apply) holds a `.`, `/`
+    /// or `\` that the text itself does not (full-width dots `．．` become `..`).
+    pub fn from_request_path(path: &str) -> Result<GrantPath, PathError> {
+        if path.contains(';') {
+            return Err(PathError("path has a ; parameter"));
+        }
+        if path.contains('#') {
+            return Err(PathError("path has a #"));
+        }
+        if !path.is_ascii() {
+            use unicode_normalization::UnicodeNormalization;
+            let special = |c: char| matches!(c, '.' | '/' | '\\' | ';' | '%');
+            for segment in path.split('/') {
+                if segment.nfkc().filter(|c| special(*c)).count() != segment.chars().filter(|c| special(*c)).count() {
+                    return Err(PathError("path has a character that normalises to a dot or slash"));
+                }
+            }
+        }
+        GrantPath::parse(path)
     }
 
     /// The normalised text.
@@ -367,7 +397,22 @@ mod tests {
         let cases: &[(&str, Option<&str>)] = &[
             ("/data/file.txt", Some("/data/file.txt")),
             ("/data/file.txt?x=1&y=/../admin", Some("/data/file.txt")),
-            ("/data/a#frag", Some("/data/a")),
+            ("/data/a#frag", None),
+            ("/data#/../admin", None),
+            ("/data/..;/admin", None),
+            ("/data/%2e%2e;/admin", None),
+            ("/data/x;jsessionid=1", None),
+            ("/data/%3B/admin", None),
+            ("/data/%EF%BC%8E%EF%BC%8E/admin", None),
+            ("/data/\u{ff0e}\u{ff0e}/admin", None),
+            ("/data/a\u{ff0f}b", None),
+            ("/data/\u{2024}\u{2024}/admin", None),
+            ("/data/\u{fe52}x", None),
+            ("/data/\u{2025}/admin", None),
+            ("/data/\u{ff3c}admin", None),
+            ("/data/\u{ff05}2e", None),
+            ("/data/%C3%A9t%C3%A9", Some("/data/été")),
+            ("/data/\u{ff41}bc", Some("/data/\u{ff41}bc")),
             ("/data/caf%C3%A9", Some("/data/café")),
             ("/data/a%20b", Some("/data/a b")),
             ("/", Some("/")),

@@ -174,8 +174,16 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         std::fs::create_dir_all(dir)?;
     }
     // Create the file ourselves so it is 0600 from its first byte; SQLite gives the -wal and
-    // -shm files the same mode as the database file.
+    // -shm files the same mode as the database file. A file that exists already (copied in,
+    // restored from a backup, made by an older tool) is tightened first, before SQLite makes
+    // its -wal and -shm from it, and any -wal or -shm already there too.
     OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    make_private(path)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        make_private(Path::new(&side))?;
+    }
     let conn = Connection::open_with_flags(path, flags())?;
     // Before anything that takes a lock: another process (a server, `apikeyd keys create`)
     // may be opening the same new file right now, and switching it to WAL needs the lock.
@@ -187,6 +195,35 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     apply_pragmas(&conn)?;
     migrate(&conn)?;
     Ok(conn)
+}
+
+/// Removes every group and other permission bit from `file`, if it exists. The database holds
+/// the session-signing secret, from which any session token can be forged: nobody but its
+/// owner may read it. A file we cannot tighten (owned by someone else) stops start-up.
+fn make_private(file: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match std::fs::metadata(file) {
+        Ok(meta) => meta.permissions().mode(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode & 0o700)).map_err(|e| {
+        StoreError::Io(std::io::Error::new(
+            e.kind(),
+            format!(
+                "{} is readable by others (mode {:o}) and could not be made private: {e}; \
+                 run `chmod 600 {}` as its owner",
+                file.display(),
+                mode & 0o777,
+                file.display()
+            ),
+        ))
+    })?;
+    log::warn!("{} was readable by others (mode {:o}); made it 0600", file.display(), mode & 0o777);
+    Ok(())
 }
 
 /// `PRAGMA journal_mode = WAL`, returning the mode now in force. Switching a new file to WAL
@@ -306,6 +343,28 @@ mod tests {
         drop(conn);
         // Opening again must not re-run the schema.
         open_connection(&path).unwrap();
+    }
+
+    #[test]
+    fn a_database_readable_by_others_is_made_private_with_its_wal_and_shm() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        drop(open_connection(&path).unwrap());
+        let side = |s: &str| dir.path().join(format!("k.db{s}"));
+        // As a copy made with the default umask leaves them: the database 0644 and a stale,
+        // empty -wal 0664 beside it.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(side("-wal"), b"").unwrap();
+        std::fs::set_permissions(side("-wal"), std::fs::Permissions::from_mode(0o664)).unwrap();
+        let conn = open_connection(&path).unwrap();
+        let tables: i64 = conn.query_row("SELECT count(*) FROM api_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(tables, 0, "the database itself is intact");
+        for file in [path.clone(), side("-wal"), side("-shm")] {
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", file.display());
+        }
+        drop(conn);
     }
 
     #[test]

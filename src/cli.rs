@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    Config, DEFAULT_BIND, DEFAULT_DB, DEFAULT_FAILURE_BURST, DEFAULT_FAILURE_REFILL_PER_SEC, DEFAULT_JWT_TTL,
-    MAX_CONNECTIONS_LIMIT, MAX_CONNECTIONS_PER_WORKER, MAX_JWT_TTL_SECS, MAX_PAGE_SIZE, MAX_WORKERS, SEED_CHUNK,
+    Config, ForwardAuthHeaders, DEFAULT_BIND, DEFAULT_DB, DEFAULT_FAILURE_BURST, DEFAULT_FAILURE_REFILL_PER_SEC,
+    DEFAULT_JWT_TTL, MAX_CONNECTIONS_LIMIT, MAX_CONNECTIONS_PER_WORKER, MAX_JWT_TTL_SECS, MAX_PAGE_SIZE, MAX_WORKERS,
+    SEED_CHUNK,
 };
 use crate::domain::grants::{Access, GrantBody, GrantPath, Grants};
 use crate::domain::key_format::ApiKey;
@@ -81,6 +82,10 @@ struct ServeArgs {
     /// Failed authentications per second a client address regains.
     #[arg(long = "auth-failure-rate", env = "APIKEYD_AUTH_FAILURE_RATE", default_value_t = DEFAULT_FAILURE_REFILL_PER_SEC)]
     failure_rate: u32,
+    /// Which headers `/auth` takes the request's path and method from: `original` (nginx),
+    /// `forwarded` (Traefik, Caddy), or `auto` (either; both present and different is 403).
+    #[arg(long = "forward-auth-headers", env = "APIKEYD_FORWARD_AUTH_HEADERS", value_enum, default_value_t)]
+    forward_auth_headers: ForwardAuthHeaders,
     /// HTTP worker threads (default: one per core). A sidecar sharing a node can take one.
     #[arg(long, env = "APIKEYD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
     workers: Option<u16>,
@@ -201,6 +206,7 @@ fn serve(args: ServeArgs) -> CliResult {
             trusted_proxies: args.trusted_proxies,
             failure_burst: args.failure_burst,
             failure_refill_per_sec: args.failure_rate,
+            forward_auth_headers: args.forward_auth_headers,
         },
     })
 }

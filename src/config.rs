@@ -104,6 +104,22 @@ pub const USAGE_RESOLUTION_MS: i64 = 60_000;
 /// Most rows one `last_used_at` flush transaction writes.
 pub const USAGE_FLUSH_CHUNK: usize = 1_000;
 
+/// Which request headers forward-auth (`/auth`) believes for the path and method asked about.
+/// Gateways differ: nginx sets `X-Original-URI`/`X-Original-Method` itself; Traefik and Caddy
+/// set `X-Forwarded-Uri`/`X-Forwarded-Method` and pass the client's other headers through, so a
+/// client can add an `X-Original-URI` of its own. Naming the gateway's pair closes that.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForwardAuthHeaders {
+    /// Only `X-Original-URI` and `X-Original-Method` (nginx `auth_request`).
+    Original,
+    /// Only `X-Forwarded-Uri` and `X-Forwarded-Method` (Traefik `ForwardAuth`, Caddy
+    /// `forward_auth`).
+    Forwarded,
+    /// Whichever pair is sent; a request that carries both, disagreeing, is refused.
+    #[default]
+    Auto,
+}
+
 /// What the core runs with: the settings a deployment may change. No secrets.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -115,6 +131,8 @@ pub struct Config {
     pub failure_burst: u32,
     /// Failed authentications per second an address regains.
     pub failure_refill_per_sec: u32,
+    /// Which headers forward-auth believes.
+    pub forward_auth_headers: ForwardAuthHeaders,
 }
 
 impl Default for Config {
@@ -124,6 +142,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             failure_burst: DEFAULT_FAILURE_BURST,
             failure_refill_per_sec: DEFAULT_FAILURE_REFILL_PER_SEC,
+            forward_auth_headers: ForwardAuthHeaders::default(),
         }
     }
 }

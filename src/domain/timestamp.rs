@@ -67,7 +67,7 @@ impl Timestamp {
 }
 
 impl fmt::Display for Timestamp {
-    /// Always UTC with exactly three fractional digits, as the seeds show.
+    /// Always UTC with exactly three fractional digits, as every family documents them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
         match self.to_datetime().and_then(|dt| dt.format(&format).ok()) {

@@ -3,7 +3,7 @@
 //! (nginx `auth_request`, Traefik `ForwardAuth`, Caddy `forward_auth`) with a bare status.
 //! The key being checked is the credential; no caller key is needed.
 
-use actix_web::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
@@ -14,6 +14,7 @@ use super::bodies::{native_ok, NativeOk};
 use super::envelope::schema::NativeError;
 use super::envelope::{Failure, Native};
 use super::extract::{client_address, credential};
+use crate::config::ForwardAuthHeaders;
 use crate::domain::grants::{Access, GrantBody, GrantPath, Grants};
 use crate::domain::model::KeyId;
 use crate::domain::timestamp::Timestamp;
@@ -131,26 +132,64 @@ pub struct ForwardQuery {
 }
 
 // Header names as constants: looking a header up by `&str` parses the name on every call.
-const ORIGINAL_URI: [HeaderName; 2] =
-    [HeaderName::from_static("x-original-uri"), HeaderName::from_static("x-forwarded-uri")];
-const ORIGINAL_METHOD: [HeaderName; 2] =
-    [HeaderName::from_static("x-original-method"), HeaderName::from_static("x-forwarded-method")];
+const ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+
+/// What the gateway says of one fact (the request's URI, or its method).
+#[derive(Debug, PartialEq, Eq)]
+enum Told {
+    /// Nothing: fall back to the query.
+    Nothing,
+    /// This value.
+    Value(String),
+    /// Something that cannot be believed: not text, or copies that disagree.
+    Unbelievable,
+}
+
+/// What the headers `names` say, every copy of each: all copies of all of them must agree.
+fn told(headers: &HeaderMap, names: &[&HeaderName]) -> Told {
+    let mut found: Option<&str> = None;
+    for value in names.iter().flat_map(|n| headers.get_all(*n)) {
+        let Ok(text) = value.to_str() else { return Told::Unbelievable };
+        match found {
+            Some(seen) if seen != text => return Told::Unbelievable,
+            _ => found = Some(text),
+        }
+    }
+    found.map_or(Told::Nothing, |t| Told::Value(t.to_owned()))
+}
+
+/// The request's URI and method as the configured gateway reports them.
+fn reported(headers: &HeaderMap, mode: ForwardAuthHeaders) -> (Told, Told) {
+    match mode {
+        ForwardAuthHeaders::Original => (told(headers, &[&ORIGINAL_URI]), told(headers, &[&ORIGINAL_METHOD])),
+        ForwardAuthHeaders::Forwarded => (told(headers, &[&FORWARDED_URI]), told(headers, &[&FORWARDED_METHOD])),
+        ForwardAuthHeaders::Auto => {
+            (told(headers, &[&ORIGINAL_URI, &FORWARDED_URI]), told(headers, &[&ORIGINAL_METHOD, &FORWARDED_METHOD]))
+        }
+    }
+}
 
 /// /auth, any method — forward-auth for gateways. Key from `x-user-api-key` or
-/// `Authorization: Bearer`; path from `X-Original-URI`, `X-Forwarded-Uri` or `?path=`; access
-/// from `X-Original-Method` / `X-Forwarded-Method` (GET, HEAD, OPTIONS read, anything else
-/// write) or `?access=`, default read. 200 with `X-Key-Id` (and `X-Key-Application`) when a
-/// grant covers it; 401 missing or bad key; 403 no grant covers it, or a path that does not
-/// normalise cleanly; 429 too many failed credentials from this client. Empty bodies, except
-/// a malformed `?access=`, which is 400 in the native envelope.
+/// `Authorization: Bearer`; path from `X-Original-URI` (nginx) or `X-Forwarded-Uri`
+/// (Traefik, Caddy), else `?path=`; access from `X-Original-Method` / `X-Forwarded-Method`
+/// (GET, HEAD, OPTIONS read, anything else write), else `?access=`, default read. Which pair
+/// is believed is `--forward-auth-headers` (`original`, `forwarded`, or `auto`: either, and
+/// both present and disagreeing is 403). 200 with `X-Key-Id` (and `X-Key-Application`) when
+/// a grant covers it; 401 missing or bad key; 403 no grant covers it, a path that does not
+/// normalise cleanly or that backends may read differently (`;`, `#`, look-alike dots and
+/// slashes), or headers that disagree; 429 too many failed credentials from this client.
+/// Empty bodies, except a malformed `?access=`, which is 400 in the native envelope.
 #[utoipa::path(
     method(get, post, put, patch, delete, head, options),
     path = "/auth",
     tag = "verify",
     params(
         ForwardQuery,
-        ("X-Original-URI" = Option<String>, Header, description = "The request's URI (nginx `$request_uri`); wins over `?path=`"),
-        ("X-Forwarded-Uri" = Option<String>, Header, description = "The request's URI (Traefik, Caddy)"),
+        ("X-Original-URI" = Option<String>, Header, description = "The request's URI (nginx `$request_uri`); wins over `?path=`; believed unless `--forward-auth-headers forwarded`"),
+        ("X-Forwarded-Uri" = Option<String>, Header, description = "The request's URI (Traefik, Caddy); believed unless `--forward-auth-headers original`"),
         ("X-Original-Method" = Option<String>, Header, description = "The request's method: GET, HEAD, OPTIONS read; anything else writes"),
         ("X-Forwarded-Method" = Option<String>, Header, description = "The request's method (Traefik, Caddy)"),
     ),
@@ -163,7 +202,7 @@ const ORIGINAL_METHOD: [HeaderName; 2] =
             )),
         (status = 400, description = "Malformed `?access=` (native error body)", body = NativeError),
         (status = 401, description = "Missing or bad key (empty body)"),
-        (status = 403, description = "No grant covers it, or the path does not normalise cleanly (empty body)"),
+        (status = 403, description = "No grant covers it, the path does not normalise cleanly or is ambiguous, or the gateway's headers disagree (empty body)"),
         (status = 429, description = "Too many failed credentials (empty body)",
             headers(("Retry-After" = u64, description = "Seconds until the client may retry"))),
     )
@@ -173,24 +212,26 @@ pub async fn forward_auth(
     req: HttpRequest,
     query: web::Query<ForwardQuery>,
 ) -> Result<HttpResponse, Failure<Native>> {
-    let header = |names: &[HeaderName; 2]| {
-        names.iter().find_map(|n| req.headers().get(n)).map(|v| v.to_str().map(str::to_owned).map_err(|_| ()))
-    };
-    let path = match header(&ORIGINAL_URI) {
-        Some(Ok(uri)) => GrantPath::from_request_uri(&uri).map_err(drop),
-        Some(Err(())) => Err(()),
+    let (uri, method) = reported(req.headers(), state.forward_auth_headers);
+    let path = match uri {
+        Told::Value(uri) => GrantPath::from_request_uri(&uri).map_err(drop),
+        Told::Unbelievable => Err(()),
         // The query extractor has already decoded the value once: parse, never decode again.
-        None => query.path.as_deref().map_or(Ok(GrantPath::root()), |p| {
-            GrantPath::parse(p.split(['?', '#']).next().unwrap_or("")).map_err(drop)
+        Told::Nothing => query.path.as_deref().map_or(Ok(GrantPath::root()), |p| {
+            GrantPath::from_request_path(p.split('?').next().unwrap_or("")).map_err(drop)
         }),
     };
-    let access = match header(&ORIGINAL_METHOD) {
-        Some(Ok(method)) => Access::for_method(&method),
-        Some(Err(())) => Access::Write,
-        None => query.access.unwrap_or(Access::Read),
+    let access = match method {
+        Told::Value(method) => Ok(Access::for_method(&method)),
+        Told::Unbelievable => Err(()),
+        Told::Nothing => Ok(query.access.unwrap_or(Access::Read)),
     };
     // A path that does not normalise cleanly is a need no grant covers: 403 for a good key.
-    let need = path.map_or(Need::Unmatchable, |path| Need::On { path, access });
+    // So are headers that cannot be believed: not text, or copies that disagree.
+    let need = match (path, access) {
+        (Ok(path), Ok(access)) => Need::On { path, access },
+        _ => Need::Unmatchable,
+    };
     let text = credential(req.headers()).ok().flatten();
     let checked = authenticate(&state, text, Accept::KeyOrSession, &need, || client_address(&state, &req))?;
     Ok(match (checked.code, checked.key) {

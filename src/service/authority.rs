@@ -261,7 +261,8 @@ mod tests {
             (data.clone(), None, write_root, None, false),
         ];
         for (grants, expires, target_grants, target_expires, allowed) in rows {
-            let got = key(grants.clone(), expires).may_act_on(&target(target_grants.clone(), target_expires), Op::RevokeKey);
+            let got =
+                key(grants.clone(), expires).may_act_on(&target(target_grants.clone(), target_expires), Op::RevokeKey);
             let want = if allowed { Ok(()) } else { outranked.clone() };
             assert_eq!(got, want, "{grants:?} {expires:?} on {target_grants:?} {target_expires:?}");
         }

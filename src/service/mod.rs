@@ -32,6 +32,8 @@ pub struct AppState {
     pub limiter: limiter::FailureLimiter,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Which headers forward-auth believes.
+    pub forward_auth_headers: crate::config::ForwardAuthHeaders,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             sessions,
             limiter: limiter::FailureLimiter::new(config.failure_burst, config.failure_refill_per_sec),
             trusted_proxies: config.trusted_proxies.clone(),
+            forward_auth_headers: config.forward_auth_headers,
         })
     }
 }

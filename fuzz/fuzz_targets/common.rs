@@ -1,8 +1,8 @@
 //! Helpers shared by the fuzz targets (each target includes this file with `mod common;`).
 #![allow(dead_code)]
 
-use apikeyd::grants::{GrantPath, MAX_PATH_LEN};
-use apikeyd::keys::PREFIX;
+use apikeyd::domain::grants::{GrantPath, MAX_PATH_LEN};
+use apikeyd::domain::key_format::PREFIX;
 
 pub const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 

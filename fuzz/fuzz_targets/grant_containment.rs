@@ -3,7 +3,7 @@
 //! every grant path of `a` is probed, the converse holds as well.
 #![no_main]
 
-use apikeyd::grants::{Access, GrantBody, GrantPath, Grants, MAX_GRANTS};
+use apikeyd::domain::grants::{Access, GrantBody, GrantPath, Grants, MAX_GRANTS};
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use apikeyd::grants::{GrantPath, MAX_PATH_LEN};
+use apikeyd::domain::grants::{GrantPath, MAX_PATH_LEN};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

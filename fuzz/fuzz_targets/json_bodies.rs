@@ -8,9 +8,9 @@
 
 mod common;
 
-use apikeyd::grants::{GrantBody, Grants, MAX_GRANTS};
-use apikeyd::keys::redact;
-use apikeyd::timestamp::Timestamp;
+use apikeyd::domain::grants::{GrantBody, Grants, MAX_GRANTS};
+use apikeyd::domain::key_format::redact;
+use apikeyd::domain::timestamp::Timestamp;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use apikeyd::keys::{redact, ApiKey, KEY_LEN, PREFIX};
+use apikeyd::domain::key_format::{redact, ApiKey, KEY_LEN, PREFIX};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use apikeyd::keys::redact;
+use apikeyd::domain::key_format::redact;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 

@@ -2,7 +2,7 @@
 //! RFC 3339 UTC with milliseconds, and that text parses back to the same instant.
 #![no_main]
 
-use apikeyd::timestamp::Timestamp;
+use apikeyd::domain::timestamp::Timestamp;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

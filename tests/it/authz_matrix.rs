@@ -35,6 +35,8 @@ async fn world(identity: &str) -> World {
         "sub_path" => Some(global(grants(&[("/data", Access::Write)]), None)),
         "read_only" => Some(global(grants(&[("/", Access::Read)]), None)),
         "write_only" => Some(global(grants(&[("/", Access::Write)]), None)),
+        "expiring_root" => Some(global(Grants::root(), Some(Timestamp::now().plus_millis(3_600_000)))),
+        "write_v_manager" => Some(global(grants(&[("/", Access::Write), ("/v", Access::Read)]), None)),
         "app_a_admin" => Some(a.admin_key),
         "app_b_key" => Some(b.admin_key),
         "expired" => Some(global(Grants::root(), Some(Timestamp::now().plus_millis(-1000)))),

@@ -31,6 +31,7 @@ mod openapi;
 mod overload;
 mod process;
 mod properties;
+mod review_holes;
 mod sessions;
 mod shard;
 mod tls;

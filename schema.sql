@@ -1,6 +1,6 @@
--- apikeyd schema, version 2. The whole current schema: a new database runs this file once
--- and sets PRAGMA user_version = 2. A database of an older version runs the numbered
--- migration steps in src/db.rs instead, which produce exactly this.
+-- apikeyd schema, version 3. The whole current schema: a new database runs this file once
+-- and sets PRAGMA user_version = 3. A database of an older version runs the numbered
+-- migration steps in src/storage/sqlite/mod.rs instead, which produce exactly this.
 
 -- Tenants. A key with an application sees and manages only that application's keys.
 CREATE TABLE applications (
@@ -27,22 +27,34 @@ CREATE TABLE api_keys (
     deleted_at      INTEGER,
     expires_at      INTEGER,
     created_by      INTEGER REFERENCES api_keys (id),
-    application_id  INTEGER REFERENCES applications (id)
+    application_id  INTEGER REFERENCES applications (id), owner TEXT, meta TEXT,
+    enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    rotated_from INTEGER REFERENCES api_keys (id), rotated_to INTEGER REFERENCES api_keys (id)
+    -- owner: who the key belongs to in the caller's system; meta: a JSON object, as given;
+    -- enabled: 0 while disabled (reversible, unlike revoked); rotated_from/rotated_to: the
+    -- key this one replaced, and the one that replaced it.
 ) STRICT;
 
 CREATE INDEX api_keys_by_application ON api_keys (application_id, id);
 
--- Every create, revoke and delete writes one row here in the same transaction as the change.
+-- Every change to a key or an application writes one row here in the same transaction as
+-- the change: the audit trail, and the change feed of keys (src/service/index.rs). `changes`
+-- says what changed (JSON; never a hash or a plaintext key).
 CREATE TABLE audit_log (
-    id            INTEGER PRIMARY KEY,
-    at            INTEGER NOT NULL,
-    action        TEXT    NOT NULL CHECK (action IN ('create', 'revoke', 'delete')),
-    key_id        INTEGER NOT NULL REFERENCES api_keys (id),
-    actor_key_id  INTEGER REFERENCES api_keys (id),   -- NULL: bootstrap or offline CLI
-    request_id    TEXT                                -- NULL outside HTTP
+    id              INTEGER PRIMARY KEY,
+    at              INTEGER NOT NULL,
+    action          TEXT    NOT NULL CHECK (action IN ('create', 'revoke', 'delete', 'update', 'disable',
+                                                       'enable', 'rotate', 'import', 'create_application')),
+    key_id          INTEGER REFERENCES api_keys (id),       -- NULL for an application's creation
+    application_id  INTEGER REFERENCES applications (id),   -- the key's application, or the one made
+    actor_key_id    INTEGER REFERENCES api_keys (id),       -- NULL: bootstrap or command line
+    request_id      TEXT,                                   -- NULL outside HTTP
+    changes         TEXT,
+    CHECK (key_id IS NOT NULL OR action = 'create_application')
 ) STRICT;
 
 CREATE INDEX audit_log_by_key ON audit_log (key_id);
+CREATE INDEX audit_log_by_application ON audit_log (application_id, id);
 
 -- When each key last authenticated, at one-minute resolution, written in batches (src/usage.rs).
 -- Its own narrow table: at a million keys in use a flush rewrites up to one row per key, and
@@ -52,17 +64,6 @@ CREATE INDEX audit_log_by_key ON audit_log (key_id);
 CREATE TABLE key_usage (
     key_id        INTEGER PRIMARY KEY,      -- api_keys.id
     last_used_at  INTEGER NOT NULL
-) STRICT;
-
--- Every application made, in the same transaction as the application (who, when, which
--- request). Kept apart from audit_log, which is the change feed of keys (src/index.rs).
-CREATE TABLE application_audit (
-    id              INTEGER PRIMARY KEY,
-    at              INTEGER NOT NULL,
-    action          TEXT    NOT NULL CHECK (action IN ('create')),
-    application_id  INTEGER NOT NULL REFERENCES applications (id),
-    actor_key_id    INTEGER REFERENCES api_keys (id),
-    request_id      TEXT
 ) STRICT;
 
 -- Server-side settings and secrets that must survive restarts (e.g. a signing secret).

@@ -36,8 +36,16 @@ pub const MAX_HEADERS: usize = 64;
 pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for a clean close after the response.
 pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// What new keys start with unless `--key-prefix` says otherwise.
+pub const DEFAULT_KEY_PREFIX: &str = "sk-";
 /// Longest key title or application name, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest key owner, in characters.
+pub const MAX_OWNER_CHARS: usize = 200;
+/// Largest key metadata object, in bytes of JSON.
+pub const MAX_META_BYTES: usize = 4 * 1024;
+/// Longest rotation grace: 30 days.
+pub const MAX_GRACE_SECONDS: u64 = 2_592_000;
 /// Most grants one key may hold.
 pub const MAX_GRANTS: usize = 32;
 /// Longest grant path, in bytes.
@@ -133,6 +141,8 @@ pub struct Config {
     pub failure_refill_per_sec: u32,
     /// Which headers forward-auth believes.
     pub forward_auth_headers: ForwardAuthHeaders,
+    /// What new keys start with (checked by `domain::key_format::KeyPrefix`).
+    pub key_prefix: String,
 }
 
 impl Default for Config {
@@ -143,6 +153,7 @@ impl Default for Config {
             failure_burst: DEFAULT_FAILURE_BURST,
             failure_refill_per_sec: DEFAULT_FAILURE_REFILL_PER_SEC,
             forward_auth_headers: ForwardAuthHeaders::default(),
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
         }
     }
 }

@@ -42,8 +42,10 @@ pub enum ApiError {
     /// Occurs when the resource does not exist in the caller's scope (a key in another
     /// application's scope is reported exactly like one that does not exist).
     NotFound(Missing),
-    /// Occurs when revoking a key that was deleted.
+    /// Occurs when revoking, changing or rotating a key that was deleted.
     KeyDeleted,
+    /// Occurs when changing or rotating a key that was revoked (revocation is final).
+    KeyRevoked,
     /// Occurs when the route exists but not for this method.
     MethodNotAllowed(&'static [Method]),
     /// Occurs when the body is over the size limit.
@@ -106,6 +108,10 @@ pub enum Op {
     DeleteKeys,
     /// Revoking a key.
     RevokeKey,
+    /// Changing a key.
+    UpdateKey,
+    /// Rotating a key.
+    RotateKey,
 }
 
 /// Why an authenticated caller was refused.
@@ -159,7 +165,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::KeyDeleted => StatusCode::CONFLICT,
+            ApiError::KeyDeleted | ApiError::KeyRevoked => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -180,6 +186,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::KeyDeleted => "key_deleted",
+            ApiError::KeyRevoked => "key_revoked",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::HeadersTooLarge => "headers_too_large",
@@ -216,6 +223,7 @@ impl ApiError {
             ApiError::NotFound(Missing::Application) => "Application not found",
             ApiError::NotFound(Missing::Route) => "No such route",
             ApiError::KeyDeleted => "API key was deleted",
+            ApiError::KeyRevoked => "API key was revoked",
             ApiError::MethodNotAllowed(_) => "Method not allowed on this route",
             ApiError::PayloadTooLarge => "Request body is too large",
             ApiError::HeadersTooLarge => "Request headers are too large",

@@ -1,23 +1,29 @@
 //! The key format: generation, checksum, parsing, hashing and redaction. Pure code, no I/O
 //! beyond the operating system's random source.
 //!
-//! A key is `sk-`, then 43 base62 characters drawn from getrandom (43 x log2(62) = 256
-//! bits), then 6 base62 characters of CRC-32 over everything before them: 52 characters
-//! matching `\bsk-[0-9A-Za-z]{49}\b`. The checksum lets a mistyped or truncated key be
-//! refused without a database look-up; it is not a secret and proves nothing about
-//! authenticity. Only the SHA-256 of the whole key is stored. A plain hash (no salt, no KDF)
-//! is enough because the input has 256 bits of entropy: there is no dictionary to precompute.
+//! A key is a prefix (`sk-` unless the deployment chose another, see [`KeyPrefix`]), then 43
+//! base62 characters drawn from getrandom (43 x log2(62) = 256 bits), then 6 base62
+//! characters of CRC-32 over everything before them: with `sk-`, 52 characters matching
+//! `\bsk-[0-9A-Za-z]{49}\b`. The checksum lets a mistyped or truncated key be refused without
+//! a database look-up; it is not a secret and proves nothing about authenticity. Only the
+//! SHA-256 of the whole key is stored. A plain hash (no salt, no KDF) is enough because the
+//! input has 256 bits of entropy: there is no dictionary to precompute. Keys imported from
+//! elsewhere ([`KeyHash::of_text`]) keep their own format and are found by hash alone.
 
 use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-/// Every key starts with this.
-pub const PREFIX: &str = "sk-";
+/// The default prefix of new keys.
+pub const PREFIX: &str = crate::config::DEFAULT_KEY_PREFIX;
 const BODY_LEN: usize = 43;
 const CHECKSUM_LEN: usize = 6;
-/// Length of every well-formed key.
-pub const KEY_LEN: usize = PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
+/// What follows the prefix: body and checksum.
+const TAIL_LEN: usize = BODY_LEN + CHECKSUM_LEN;
+/// Length of every well-formed key with the default prefix.
+pub const KEY_LEN: usize = PREFIX.len() + TAIL_LEN;
+/// Longest prefix a deployment may choose.
+pub const MAX_PREFIX_LEN: usize = 16;
 /// Characters of the body shown in lists: about 48 bits, enough to recognise a key,
 /// leaving over 200 unknown bits, far from enough to use it.
 const DISPLAY_BODY_CHARS: usize = 8;
@@ -27,6 +33,50 @@ const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 /// secret scanners, which drop the anchors). The checksum is the one rule it cannot state.
 pub const KEY_PATTERN: &str = "^sk-[0-9A-Za-z]{49}$";
 
+/// What new keys start with: 2 to 16 ASCII characters, a letter, then letters and digits,
+/// ending in `-` or `_` (`sk-`, `acme_live_`), so secret scanners can tell a deployment's keys
+/// from other services' `sk-` keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPrefix(String);
+
+impl Default for KeyPrefix {
+    fn default() -> KeyPrefix {
+        KeyPrefix(PREFIX.to_owned())
+    }
+}
+
+impl KeyPrefix {
+    /// Accepts a prefix of the documented shape.
+    pub fn parse(s: &str) -> Result<KeyPrefix, KeyError> {
+        if is_prefix(s.as_bytes()) {
+            Ok(KeyPrefix(s.to_owned()))
+        } else {
+            Err(KeyError::Prefix)
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The regex a secret scanner matches keys of this prefix with.
+    pub fn scanner_pattern(&self) -> String {
+        let escaped: String = self.0.chars().map(|c| if c == '-' { "\\-".to_owned() } else { c.to_string() }).collect();
+        format!("\\b{escaped}[0-9A-Za-z]{{{TAIL_LEN}}}\\b")
+    }
+}
+
+/// A letter, letters and digits, a final `-` or `_`: 2 to [`MAX_PREFIX_LEN`] bytes.
+fn is_prefix(p: &[u8]) -> bool {
+    let Some((last, head)) = p.split_last() else { return false };
+    p.len() >= 2
+        && p.len() <= MAX_PREFIX_LEN
+        && matches!(last, b'-' | b'_')
+        && head[0].is_ascii_alphabetic()
+        && head.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+}
+
 /// A plaintext key. Its `Debug` and `Display` show only the display prefix, so it can
 /// never reach a log by accident; [`ApiKey::expose`] is the one way to the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -35,6 +85,14 @@ pub struct ApiKey(String);
 /// The SHA-256 of a key: what the database stores and looks up.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyHash(pub [u8; 32]);
+
+impl KeyHash {
+    /// The hash of any credential text: how a key imported in another service's format is
+    /// found, since it has no checksum of ours to parse.
+    pub fn of_text(text: &str) -> KeyHash {
+        KeyHash(Sha256::digest(text.as_bytes()).into())
+    }
+}
 
 /// Occurs when a string is not a well-formed key (wrong length, prefix, alphabet or checksum),
 /// or when the operating system's random source fails during generation.
@@ -46,19 +104,28 @@ pub enum KeyError {
     /// getrandom failed; no key was made.
     #[error("the system random source failed")]
     Random,
+    /// A key prefix not of the documented shape.
+    #[error("a key prefix is 2 to 16 characters: a letter, letters, digits or _, then - or _")]
+    Prefix,
 }
 
 impl ApiKey {
-    /// Makes a new key from the operating system's random source.
+    /// Makes a new key with the default prefix from the operating system's random source.
     pub fn generate() -> Result<ApiKey, KeyError> {
-        let mut body = String::with_capacity(KEY_LEN);
-        body.push_str(PREFIX);
+        ApiKey::generate_with(&KeyPrefix::default())
+    }
+
+    /// Makes a new key starting with `prefix`.
+    pub fn generate_with(prefix: &KeyPrefix) -> Result<ApiKey, KeyError> {
+        let head_len = prefix.0.len() + BODY_LEN;
+        let mut body = String::with_capacity(head_len + CHECKSUM_LEN);
+        body.push_str(&prefix.0);
         let mut buf = [0u8; 64];
-        while body.len() < PREFIX.len() + BODY_LEN {
+        while body.len() < head_len {
             getrandom::fill(&mut buf).map_err(|_| KeyError::Random)?;
             // Rejection sampling: 248 = 4 x 62, so accepted bytes map uniformly onto the alphabet.
             for b in buf.iter().copied().filter(|b| *b < 248) {
-                if body.len() == PREFIX.len() + BODY_LEN {
+                if body.len() == head_len {
                     break;
                 }
                 body.push(char::from(ALPHABET[usize::from(b % 62)]));
@@ -69,12 +136,14 @@ impl ApiKey {
         Ok(ApiKey(body))
     }
 
-    /// Accepts a string only if it is a well-formed key with a matching checksum.
+    /// Accepts a string only if it is a well-formed key, with any prefix of the documented
+    /// shape (so keys made under an earlier `--key-prefix` keep working), and a matching
+    /// checksum.
     pub fn parse(s: &str) -> Result<ApiKey, KeyError> {
         if !looks_like_key(s.as_bytes()) {
             return Err(KeyError::Malformed);
         }
-        let (head, checksum) = s.split_at(KEY_LEN - CHECKSUM_LEN);
+        let (head, checksum) = s.split_at(s.len() - CHECKSUM_LEN);
         if checksum_digits(crc32(head.as_bytes())) != checksum.as_bytes() {
             return Err(KeyError::Malformed);
         }
@@ -91,9 +160,9 @@ impl ApiKey {
         KeyHash(Sha256::digest(self.0.as_bytes()).into())
     }
 
-    /// `sk-` and the first characters of the body, for lists and logs.
+    /// The prefix and the first characters of the body, for lists and logs.
     pub fn display_prefix(&self) -> String {
-        self.0[..PREFIX.len() + DISPLAY_BODY_CHARS].to_owned()
+        self.0[..self.0.len() - TAIL_LEN + DISPLAY_BODY_CHARS].to_owned()
     }
 }
 
@@ -114,15 +183,20 @@ impl fmt::Debug for KeyHash {
     }
 }
 
-/// True when `s` has a key's length, prefix and alphabet ([`KEY_PATTERN`]), whatever its
-/// checksum: text of this shape that fails [`ApiKey::parse`] is a mistyped key, not garbage.
+/// True when `s` has a key's shape (a prefix, then 49 characters of the alphabet, as
+/// [`KEY_PATTERN`] states for `sk-`), whatever its checksum: text of this shape that fails
+/// [`ApiKey::parse`] is a mistyped key, not garbage.
 pub fn has_key_shape(s: &str) -> bool {
     looks_like_key(s.as_bytes())
 }
 
-/// Right length, prefix and alphabet, checksum not yet checked.
+/// A prefix of the documented shape, then body and checksum in the alphabet; checksum not
+/// yet checked.
 fn looks_like_key(s: &[u8]) -> bool {
-    s.len() == KEY_LEN && s.starts_with(PREFIX.as_bytes()) && s[PREFIX.len()..].iter().all(u8::is_ascii_alphanumeric)
+    s.len() > TAIL_LEN && {
+        let (prefix, tail) = s.split_at(s.len() - TAIL_LEN);
+        tail.iter().all(u8::is_ascii_alphanumeric) && is_prefix(prefix)
+    }
 }
 
 /// Where a session JWT starts: the base64url of `{"` that opens every JWT header.
@@ -158,6 +232,22 @@ pub fn redact(text: &str) -> String {
     mark(JWT_PREFIX, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.', &|rest| {
         rest.len() >= 16 && rest.contains(&b'.')
     });
+    // A key with a prefix of a deployment's choosing (`acme_live_…`): a `-` or `_` followed by
+    // a run of the alphabet nearly as long as a key's body and checksum, with the prefix-like
+    // word before it.
+    for sep in ["-", "_"] {
+        let mut from = 0;
+        while let Some(pos) = text[from..].find(sep) {
+            let at = from + pos;
+            let end = at + 1 + bytes[at + 1..].iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+            if end - at > TAIL_LEN - CHECKSUM_LEN {
+                let start =
+                    at - bytes[..at].iter().rev().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').count();
+                hidden[start..end].iter_mut().for_each(|h| *h = true);
+            }
+            from = at + 1;
+        }
+    }
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -174,6 +264,15 @@ pub fn redact(text: &str) -> String {
         }
     }
     out
+}
+
+/// Shortest and longest text a key imported from another service may be.
+pub const IMPORTED_KEY_LEN: std::ops::RangeInclusive<usize> = 16..=256;
+
+/// True when `text` could be a key imported in another service's format: printable ASCII
+/// without spaces, of a plausible length. Anything else names no key, with no look-up.
+pub fn may_be_imported(text: &str) -> bool {
+    IMPORTED_KEY_LEN.contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// True when `text` may hold something [`redact`] would hide: the cheap test before it.
@@ -274,9 +373,18 @@ mod tests {
         let mut typo = key.expose().to_owned();
         typo.replace_range(10..11, if &typo[10..11] == "a" { "b" } else { "a" });
         assert!(has_key_shape(&typo) && ApiKey::parse(&typo).is_err());
-        for bad in ["", "sk-", &key.expose()[1..], &format!("{}0", key.expose()), &key.expose().replace("sk-", "sk_")] {
+        for bad in [
+            "",
+            "sk-",
+            &key.expose()[..KEY_LEN - 1],
+            &format!("{}0", key.expose()),
+            &key.expose().replace("sk-", "sk "),
+        ] {
             assert!(!has_key_shape(bad), "{bad}");
         }
+        // Another prefix of the allowed shape: a key's shape, but not this key.
+        let other = key.expose().replace("sk-", "sk_");
+        assert!(has_key_shape(&other) && ApiKey::parse(&other).is_err());
     }
 
     #[test]
@@ -311,6 +419,29 @@ mod tests {
             let clean = redact(&glued);
             assert!(!clean.contains(&key.expose()[3..20]), "{clean}");
         }
+    }
+
+    #[test]
+    fn keys_with_a_chosen_prefix_parse_hash_and_redact_like_sk_keys() {
+        let prefix = KeyPrefix::parse("acme_live_").unwrap();
+        let key = ApiKey::generate_with(&prefix).unwrap();
+        assert!(key.expose().starts_with("acme_live_") && key.expose().len() == 10 + 49);
+        assert_eq!(ApiKey::parse(key.expose()).unwrap(), key);
+        assert_eq!(key.display_prefix(), &key.expose()[..18]);
+        let mut typo = key.expose().to_owned();
+        typo.replace_range(20..21, if &typo[20..21] == "a" { "b" } else { "a" });
+        assert!(has_key_shape(&typo) && ApiKey::parse(&typo).is_err());
+        // A default key made after a prefix change, and the other way round, both still parse.
+        assert!(ApiKey::parse(ApiKey::generate().unwrap().expose()).is_ok());
+        assert_eq!(redact(&format!("value \"{}\" bad", key.expose())), "value \"[redacted]\" bad");
+        for bad in ["", "-", "a", "1a-", "ab", "a-b-", "toolongprefix_abc_", "a b-", "é-"] {
+            assert_eq!(KeyPrefix::parse(bad), Err(KeyError::Prefix), "{bad:?}");
+        }
+        for good in ["sk-", "a_", "k9-", "acme_live_", "abcdefghijklmno_"] {
+            assert!(KeyPrefix::parse(good).is_ok(), "{good:?}");
+        }
+        assert_eq!(KeyPrefix::default().scanner_pattern(), "\\bsk\\-[0-9A-Za-z]{49}\\b");
+        assert_eq!(KeyHash::of_text(key.expose()), key.hash());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::config::MAX_META_BYTES;
 use crate::domain::grants::Grants;
 use crate::domain::timestamp::Timestamp;
 
@@ -103,27 +104,88 @@ impl Scope {
     }
 }
 
-/// Whether a key may be used at some instant: the one rule every check applies (status first,
-/// then expiry, which is not a status but follows from `expires_at` and the clock).
+/// Whether a key may be used at some instant: the one rule every check applies, in this
+/// order: status (revoked, deleted), then disabled, then expiry (which is not a status but
+/// follows from `expires_at` and the clock).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Standing {
-    /// Active and not expired: the only state in which a key authenticates.
+    /// Active, enabled and not expired: the only state in which a key authenticates.
     Usable,
     /// Revoked by id.
     Revoked,
     /// Deleted.
     Deleted,
+    /// Turned off until enabled again.
+    Disabled,
     /// Active, but at or past its expiry.
     Expired,
 }
 
-/// The standing of a key with this status and expiry at `now`.
-pub fn standing(status: Status, expires_at: Option<Timestamp>, now: Timestamp) -> Standing {
+/// The standing at `now` of a key with this status, switch and expiry.
+pub fn standing(status: Status, enabled: bool, expires_at: Option<Timestamp>, now: Timestamp) -> Standing {
     match status {
         Status::Revoked => Standing::Revoked,
         Status::Deleted => Standing::Deleted,
+        Status::Active if !enabled => Standing::Disabled,
         Status::Active if expired(expires_at, now) => Standing::Expired,
         Status::Active => Standing::Usable,
+    }
+}
+
+/// A key's metadata: a JSON object kept exactly as given (at most [`MAX_META_BYTES`]).
+#[derive(Clone, Debug)]
+pub struct Meta(Box<serde_json::value::RawValue>);
+
+/// Occurs when `meta` is not a JSON object, or is too long.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("meta must be a JSON object of at most {MAX_META_BYTES} bytes")]
+pub struct MetaError;
+
+impl Meta {
+    /// Accepts the JSON text of an object of at most [`MAX_META_BYTES`].
+    pub fn parse(text: &str) -> Result<Meta, MetaError> {
+        if text.len() > MAX_META_BYTES || !text.trim_start().starts_with('{') {
+            return Err(MetaError);
+        }
+        let raw = serde_json::value::RawValue::from_string(text.trim().to_owned()).map_err(|_| MetaError)?;
+        serde_json::from_str::<serde::de::IgnoredAny>(raw.get()).map_err(|_| MetaError)?;
+        Ok(Meta(raw))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for Meta {
+    fn eq(&self, other: &Meta) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Meta {}
+
+impl serde::Serialize for Meta {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// What a key tells the application behind a gateway about its holder: shared by every copy
+/// of the key's authentication view, and absent (no allocation) for keys that have neither.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Labels {
+    /// Who the key belongs to in the caller's system.
+    pub owner: Option<String>,
+    /// Free-form metadata.
+    pub meta: Option<Meta>,
+}
+
+impl Labels {
+    /// `None` when there is nothing to carry.
+    pub fn of(owner: Option<String>, meta: Option<Meta>) -> Option<Arc<Labels>> {
+        (owner.is_some() || meta.is_some()).then(|| Arc::new(Labels { owner, meta }))
     }
 }
 
@@ -142,6 +204,12 @@ pub struct KeyRecord {
     pub grants: Grants,
     /// Active, revoked or deleted.
     pub status: Status,
+    /// Off until enabled again (reversible, unlike revoked).
+    pub enabled: bool,
+    /// Who the key belongs to in the caller's system.
+    pub owner: Option<String>,
+    /// Free-form metadata.
+    pub meta: Option<Meta>,
     /// When it was made.
     pub created_at: Timestamp,
     /// When it was revoked, if it was.
@@ -158,6 +226,10 @@ pub struct KeyRecord {
     pub application_id: Option<AppId>,
     /// That application's public UUID.
     pub application_uuid: Option<Uuid>,
+    /// The key this one replaced by rotation.
+    pub rotated_from: Option<KeyId>,
+    /// The key that replaced this one by rotation.
+    pub rotated_to: Option<KeyId>,
 }
 
 /// What authentication and verification need to know about a key: small, cheap to clone
@@ -172,18 +244,32 @@ pub struct KeyAuth {
     pub grants: Arc<Grants>,
     /// Active, revoked or deleted.
     pub status: Status,
+    /// Off until enabled again.
+    pub enabled: bool,
     /// When it stops working, if ever.
     pub expires_at: Option<Timestamp>,
     /// Its application, if any.
     pub application_id: Option<AppId>,
     /// That application's public UUID.
     pub application_uuid: Option<Uuid>,
+    /// Owner and metadata, if it has either.
+    pub labels: Option<Arc<Labels>>,
 }
 
 impl KeyAuth {
     /// Whether the key may be used at `now`.
     pub fn standing(&self, now: Timestamp) -> Standing {
-        standing(self.status, self.expires_at, now)
+        standing(self.status, self.enabled, self.expires_at, now)
+    }
+
+    /// Who the key belongs to, if set.
+    pub fn owner(&self) -> Option<&str> {
+        self.labels.as_ref().and_then(|l| l.owner.as_deref())
+    }
+
+    /// Its metadata, if set.
+    pub fn meta(&self) -> Option<&Meta> {
+        self.labels.as_ref().and_then(|l| l.meta.as_ref())
     }
 
     /// The scope this key acts in.
@@ -204,9 +290,11 @@ impl KeyRecord {
             uuid: self.uuid,
             grants: Arc::new(self.grants.clone()),
             status: self.status,
+            enabled: self.enabled,
             expires_at: self.expires_at,
             application_id: self.application_id,
             application_uuid: self.application_uuid,
+            labels: Labels::of(self.owner.clone(), self.meta.clone()),
         }
     }
 
@@ -217,7 +305,7 @@ impl KeyRecord {
 
     /// Whether the key may be used at `now`.
     pub fn standing(&self, now: Timestamp) -> Standing {
-        standing(self.status, self.expires_at, now)
+        standing(self.status, self.enabled, self.expires_at, now)
     }
 }
 
@@ -236,8 +324,9 @@ pub struct Application {
     pub created_at: Timestamp,
 }
 
-/// What happened to a key, as its audit row says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What happened, as its audit row says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// A key was made.
     Create,
@@ -245,16 +334,52 @@ pub enum Action {
     Revoke,
     /// A key was deleted (by value, or by the clients family).
     Delete,
+    /// A key's title, grants, expiry, owner or metadata changed.
+    Update,
+    /// A key was turned off.
+    Disable,
+    /// A key was turned on again.
+    Enable,
+    /// A key was replaced by a new one (its row: its expiry moved to the end of the grace).
+    Rotate,
+    /// A key was brought in from elsewhere.
+    Import,
+    /// An application was made.
+    CreateApplication,
 }
 
 impl Action {
+    /// Every action, in the order the document lists them.
+    pub const ALL: [Action; 9] = [
+        Action::Create,
+        Action::Revoke,
+        Action::Delete,
+        Action::Update,
+        Action::Disable,
+        Action::Enable,
+        Action::Rotate,
+        Action::Import,
+        Action::CreateApplication,
+    ];
+
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
             Action::Revoke => "revoke",
             Action::Delete => "delete",
+            Action::Update => "update",
+            Action::Disable => "disable",
+            Action::Enable => "enable",
+            Action::Rotate => "rotate",
+            Action::Import => "import",
+            Action::CreateApplication => "create_application",
         }
+    }
+
+    /// The inverse of [`Action::as_str`].
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
     }
 }
 
@@ -293,14 +418,16 @@ mod tests {
         let at = |ms| Some(Timestamp::from_millis(ms));
         let now = Timestamp::from_millis(1000);
         let rows = [
-            (Status::Active, None, Standing::Usable),
-            (Status::Active, at(1001), Standing::Usable),
-            (Status::Active, at(1000), Standing::Expired),
-            (Status::Revoked, at(1), Standing::Revoked),
-            (Status::Deleted, None, Standing::Deleted),
+            (Status::Active, true, None, Standing::Usable),
+            (Status::Active, true, at(1001), Standing::Usable),
+            (Status::Active, true, at(1000), Standing::Expired),
+            (Status::Active, false, at(1001), Standing::Disabled),
+            (Status::Active, false, at(1000), Standing::Disabled),
+            (Status::Revoked, false, at(1), Standing::Revoked),
+            (Status::Deleted, true, None, Standing::Deleted),
         ];
-        for (status, expires_at, want) in rows {
-            assert_eq!(standing(status, expires_at, now), want, "{status:?} {expires_at:?}");
+        for (status, enabled, expires_at, want) in rows {
+            assert_eq!(standing(status, enabled, expires_at, now), want, "{status:?} {enabled} {expires_at:?}");
         }
     }
 
@@ -311,5 +438,22 @@ mod tests {
         assert!(Scope::Application(a).contains(Some(a)));
         assert!(!Scope::Application(a).contains(Some(b)) && !Scope::Application(a).contains(None));
         assert_eq!(Scope::of(Some(a)), Scope::Application(a));
+    }
+
+    #[test]
+    fn meta_is_an_object_kept_as_given() {
+        let m = Meta::parse(r#" {"plan": "pro", "n": 1.50, "tags": ["a"]} "#).unwrap();
+        assert_eq!(m.as_str(), r#"{"plan": "pro", "n": 1.50, "tags": ["a"]}"#);
+        assert_eq!(serde_json::to_string(&m).unwrap(), m.as_str());
+        for bad in ["[]", "5", "\"x\"", "null", "{", "{\"a\":}", ""] {
+            assert_eq!(Meta::parse(bad), Err(MetaError), "{bad}");
+        }
+        let at_limit = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_META_BYTES - 8));
+        assert_eq!(at_limit.len(), MAX_META_BYTES);
+        assert!(Meta::parse(&at_limit).is_ok());
+        assert!(Meta::parse(&format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_META_BYTES - 7))).is_err());
+        for a in Action::ALL {
+            assert_eq!(Action::parse(a.as_str()), Some(a));
+        }
     }
 }

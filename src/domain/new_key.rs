@@ -4,8 +4,9 @@
 
 use uuid::Uuid;
 
-use crate::config::MAX_TITLE_CHARS;
+use crate::config::{MAX_OWNER_CHARS, MAX_TITLE_CHARS};
 use crate::domain::grants::{GrantBody, GrantError, Grants};
+use crate::domain::model::Meta;
 use crate::domain::timestamp::{Timestamp, TimestampError};
 
 /// A key title or application name: trimmed, 1 to [`MAX_TITLE_CHARS`] characters, no control
@@ -39,6 +40,36 @@ impl Title {
     }
 }
 
+/// Who a key belongs to in the caller's system (a user or customer id): 1 to
+/// [`MAX_OWNER_CHARS`] characters, no control characters, kept exactly as given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner(String);
+
+/// Occurs when an owner is empty, too long, or holds control characters.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("owner must be a non-empty string of at most {MAX_OWNER_CHARS} characters")]
+pub struct OwnerError;
+
+impl Owner {
+    /// Validates an owner.
+    pub fn parse(raw: &str) -> Result<Owner, OwnerError> {
+        if raw.is_empty() || raw.chars().count() > MAX_OWNER_CHARS || raw.chars().any(char::is_control) {
+            return Err(OwnerError);
+        }
+        Ok(Owner(raw.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// A key to be made, as asked for: valid in shape, not yet checked against its creator.
 /// `grants` and `expires_at` left out mean "the creator's own"; `application` is the
 /// application it is asked for in (applications family), `None` for the creator's.
@@ -52,6 +83,10 @@ pub struct NewKey {
     pub expires_at: Option<Timestamp>,
     /// Application asked for, by its public UUID.
     pub application: Option<Uuid>,
+    /// Who it belongs to.
+    pub owner: Option<Owner>,
+    /// Its metadata.
+    pub meta: Option<Meta>,
 }
 
 /// Occurs when the grants or the expiry of a new key are malformed.
@@ -70,12 +105,12 @@ impl NewKey {
     pub fn parse(title: Title, grants: Option<&[GrantBody]>, expires_at: Option<&str>) -> Result<NewKey, NewKeyError> {
         let grants = grants.map(Grants::from_bodies).transpose().map_err(NewKeyError::Grants)?;
         let expires_at = expires_at.map(Timestamp::parse_rfc3339).transpose().map_err(NewKeyError::ExpiresAt)?;
-        Ok(NewKey { title, grants, expires_at, application: None })
+        Ok(NewKey { title, grants, expires_at, application: None, owner: None, meta: None })
     }
 
     /// A key titled `title` with exactly these grants and expiry.
     pub fn with(title: Title, grants: Grants, expires_at: Option<Timestamp>) -> NewKey {
-        NewKey { title, grants: Some(grants), expires_at, application: None }
+        NewKey { title, grants: Some(grants), expires_at, application: None, owner: None, meta: None }
     }
 }
 
@@ -97,6 +132,15 @@ mod tests {
             assert_eq!(json(bad.clone()), Err(TitleError), "{bad}");
         }
         assert_eq!(Title::from_json(None), Err(TitleError));
+    }
+
+    #[test]
+    fn owners_are_kept_exactly_within_their_limit() {
+        assert_eq!(Owner::parse(" user 42 ").unwrap().as_str(), " user 42 ");
+        assert!(Owner::parse(&"o".repeat(MAX_OWNER_CHARS)).is_ok());
+        for bad in ["", "a\nb", &"o".repeat(MAX_OWNER_CHARS + 1)] {
+            assert_eq!(Owner::parse(bad), Err(OwnerError), "{bad:?}");
+        }
     }
 
     #[test]

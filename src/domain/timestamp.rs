@@ -66,6 +66,30 @@ impl Timestamp {
     }
 }
 
+/// Occurs when a duration is not a whole number followed by `s`, `m`, `h`, `d` or `w`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("expected a duration such as 90s, 30m, 12h, 7d or 2w")]
+pub struct DurationError;
+
+/// Milliseconds in a duration written `12h`, `7d`, `90s`, `30m` or `2w` (at most about 300
+/// years: a bound no query needs to pass).
+pub fn parse_duration(s: &str) -> Result<i64, DurationError> {
+    let (number, unit) = s.split_at(s.len().saturating_sub(1));
+    let unit_ms: i64 = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 604_800_000,
+        _ => return Err(DurationError),
+    };
+    if number.is_empty() || number.len() > 6 || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DurationError);
+    }
+    let n: i64 = number.parse().map_err(|_| DurationError)?;
+    n.checked_mul(unit_ms).filter(|ms| *ms <= 10_000_000_000_000).ok_or(DurationError)
+}
+
 impl fmt::Display for Timestamp {
     /// Always UTC with exactly three fractional digits, as every family documents them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,6 +124,24 @@ mod tests {
     fn parses_year_one_sentinel() {
         let t = Timestamp::parse_rfc3339("0001-01-01T00:00:00Z").unwrap();
         assert_eq!(t.to_string(), "0001-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn durations_table() {
+        let rows = [
+            ("90s", Ok(90_000)),
+            ("30m", Ok(1_800_000)),
+            ("12h", Ok(43_200_000)),
+            ("7d", Ok(604_800_000)),
+            ("2w", Ok(1_209_600_000)),
+            ("0d", Ok(0)),
+        ];
+        for (text, want) in rows {
+            assert_eq!(parse_duration(text), want, "{text}");
+        }
+        for bad in ["", "d", "7", "7y", "-1d", "1.5h", "7 d", "9999999d", "+7d"] {
+            assert_eq!(parse_duration(bad), Err(DurationError), "{bad}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::domain::model::Application;
 use crate::domain::new_key::Title;
 use crate::domain::timestamp::Timestamp;
 use crate::error::ApiError;
-use crate::service::manage::{self, Manage};
+use crate::service::manage::KeyQuery;
 use crate::service::scope::KeyRef;
 use crate::service::AppState;
 
@@ -69,10 +69,11 @@ pub async fn create_application(
     Manager(manager, _): Manager<Applications>,
     body: web::Json<CreateApplicationBody>,
 ) -> Reply {
-    let global = manager.global()?;
+    // Refused before the body is looked at, as for every other privilege check.
+    manager.clone().global()?;
     let name =
         Title::from_json(body.name.as_ref()).map_err(|e| ApiError::invalid("name", format!("Invalid name: {e}")))?;
-    let app = manage::create_application(&state.db, &global, name).await?;
+    let app = state.manage(&manager).create_application(name).await?;
     Ok(HttpResponse::Created().json(app))
 }
 
@@ -89,7 +90,7 @@ pub async fn create_application(
     )
 )]
 pub async fn list_applications(state: web::Data<AppState>, Manager(manager, _): Manager<Applications>) -> Reply {
-    let apps = Manage::new(&state.db, &manager).list_applications().await?;
+    let apps = state.manage(&manager).list_applications().await?;
     Ok(HttpResponse::Ok().json(ApplicationList { applications: apps }))
 }
 
@@ -113,7 +114,7 @@ pub async fn get_application(
     Manager(manager, _): Manager<Applications>,
     id: web::Path<String>,
 ) -> Reply {
-    let app = Manage::new(&state.db, &manager).get_application(parse_uuid(&id, "id")?).await?;
+    let app = state.manage(&manager).get_application(parse_uuid(&id, "id")?).await?;
     Ok(HttpResponse::Ok().json(app))
 }
 
@@ -143,7 +144,7 @@ pub async fn create_key(
     let uuid = parse_uuid(&id, "id")?;
     let mut new = body.into_inner().parse()?;
     new.application = Some(uuid);
-    let made = Manage::new(&state.db, &manager).create_key(new).await?;
+    let made = state.manage(&manager).create_key(new).await?;
     let view = NewUuidKey {
         view: UuidKeyView::new(&made.record, made.record.created_at),
         api_key: made.key.expose().to_owned(),
@@ -173,7 +174,8 @@ pub async fn list_keys_of_application(
     query: web::Query<PageQuery>,
 ) -> Reply {
     let uuid = parse_uuid(&id, "id")?;
-    let page = Manage::new(&state.db, &manager).list_keys(Some(uuid), None, query.parse()?).await?;
+    let query_keys = KeyQuery { application: Some(uuid), ..KeyQuery::default() };
+    let page = state.manage(&manager).list_keys(query_keys, query.parse()?).await?;
     let now = Timestamp::now();
     let keys: Vec<UuidKeyView> = page.keys.iter().map(|k| UuidKeyView::new(k, now)).collect();
     Ok(HttpResponse::Ok().json(UuidKeyPage { api_keys: keys, next_cursor: page.next_cursor }))
@@ -207,6 +209,6 @@ pub async fn revoke_key(
     let (app_raw, key_raw) = path.into_inner();
     let target =
         KeyRef::InApplication { application: parse_uuid(&app_raw, "id")?, key: parse_uuid(&key_raw, "keyId")? };
-    Manage::new(&state.db, &manager).revoke_key(target).await?;
+    state.manage(&manager).revoke_key(target).await?;
     Ok(HttpResponse::Ok().json(Empty {}))
 }

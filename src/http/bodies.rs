@@ -11,14 +11,17 @@ use utoipa::openapi::KnownFormat;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::config::{DEFAULT_PAGE_SIZE, MAX_BULK, MAX_GRANTS, MAX_PAGE_SIZE, MAX_TITLE_CHARS};
+use crate::config::{
+    DEFAULT_PAGE_SIZE, MAX_BULK, MAX_GRACE_SECONDS, MAX_GRANTS, MAX_OWNER_CHARS, MAX_PAGE_SIZE, MAX_TITLE_CHARS,
+};
 use crate::domain::grants::GrantBody;
-use crate::domain::model::{KeyId, KeyRecord, Status};
-use crate::domain::new_key::{NewKey, Title};
+use crate::domain::model::{Action, KeyId, KeyRecord, Meta, Status};
+use crate::domain::new_key::{NewKey, Owner, Title};
 use crate::domain::timestamp::Timestamp;
 use crate::error::ApiError;
 use crate::http::request_id::current_request_id;
 use crate::service::manage::PageRequest;
+use crate::storage::AuditEvent;
 
 /// A key's metadata, as every list and get shows it.
 #[derive(Serialize, ToSchema)]
@@ -36,6 +39,17 @@ pub struct KeyView {
     expires_at: Option<Timestamp>,
     last_used_at: Option<Timestamp>,
     created_by: Option<KeyId>,
+    /// False while disabled.
+    enabled: bool,
+    /// Who the key belongs to, if set.
+    owner: Option<String>,
+    /// Its metadata, exactly as given, if set.
+    #[schema(value_type = Option<Object>)]
+    meta: Option<Meta>,
+    /// The key this one replaced by rotation.
+    rotated_from: Option<KeyId>,
+    /// The key that replaced this one by rotation.
+    rotated_to: Option<KeyId>,
 }
 
 impl KeyView {
@@ -55,6 +69,11 @@ impl KeyView {
             expires_at: k.expires_at,
             last_used_at: k.last_used_at,
             created_by: k.created_by,
+            enabled: k.enabled,
+            owner: k.owner.clone(),
+            meta: k.meta.clone(),
+            rotated_from: k.rotated_from,
+            rotated_to: k.rotated_to,
         }
     }
 }
@@ -75,6 +94,13 @@ pub struct UuidKeyView {
     deleted_at: Option<Timestamp>,
     expires_at: Option<Timestamp>,
     last_used_at: Option<Timestamp>,
+    /// False while disabled.
+    enabled: bool,
+    /// Who the key belongs to, if set.
+    owner: Option<String>,
+    /// Its metadata, exactly as given, if set.
+    #[schema(value_type = Option<Object>)]
+    meta: Option<Meta>,
 }
 
 impl UuidKeyView {
@@ -93,6 +119,9 @@ impl UuidKeyView {
             deleted_at: k.deleted_at,
             expires_at: k.expires_at,
             last_used_at: k.last_used_at,
+            enabled: k.enabled,
+            owner: k.owner.clone(),
+            meta: k.meta.clone(),
         }
     }
 }
@@ -189,6 +218,26 @@ pub fn bulk_ids_schema() -> utoipa::openapi::schema::Array {
         .build()
 }
 
+/// A key's owner, or null: 1 to [`MAX_OWNER_CHARS`] characters.
+pub fn owner_schema() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(1))
+        .max_length(Some(MAX_OWNER_CHARS))
+        .description(Some("Who the key belongs to in the caller's system (a user or customer id)."))
+        .build()
+}
+
+/// A rotation's grace, in seconds: 0 to [`MAX_GRACE_SECONDS`] (30 days), or null for 0.
+pub fn grace_schema() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(0))
+        .maximum(Some(MAX_GRACE_SECONDS))
+        .description(Some("How long the old key keeps working, in seconds (never past its own expiry)."))
+        .build()
+}
+
 /// A page size: 1 to [`MAX_PAGE_SIZE`].
 pub fn page_limit_schema() -> utoipa::openapi::schema::Object {
     ObjectBuilder::new()
@@ -222,9 +271,67 @@ impl PageQuery {
         let cursor = self
             .cursor
             .as_deref()
-            .map(|c| KeyId::parse(c).ok_or_else(|| ApiError::invalid("cursor", "Invalid cursor")))
+            .map(|c| KeyId::parse(c).map(|id| id.0).ok_or_else(|| ApiError::invalid("cursor", "Invalid cursor")))
             .transpose()?;
         Ok(PageRequest { limit, cursor })
+    }
+}
+
+/// Reads a field that may be absent (`None`), `null` (`Some(None)`) or a value
+/// (`Some(Some(v))`): with `#[serde(default)]`, how an update tells "leave it" from "clear it".
+pub fn present<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Parses an owner field.
+pub fn parse_owner(raw: &str) -> Result<Owner, ApiError> {
+    Owner::parse(raw).map_err(|e| ApiError::invalid("owner", e.to_string()))
+}
+
+/// Parses a metadata field (already JSON; its text is kept exactly).
+pub fn parse_meta(raw: &serde_json::value::RawValue) -> Result<Meta, ApiError> {
+    Meta::parse(raw.get()).map_err(|e| ApiError::invalid("meta", e.to_string()))
+}
+
+/// One audit row, as `GET /api/v1/audit` and `apikeyd audit --json` show it.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventView {
+    /// The row's id: pass the last one back as `cursor` for older rows.
+    id: i64,
+    /// When.
+    at: Timestamp,
+    /// What happened.
+    action: Action,
+    /// The key it happened to (null for an application's creation).
+    key_id: Option<KeyId>,
+    /// The application concerned (the key's, or the one made).
+    application_id: Option<Uuid>,
+    /// Who did it (null: bootstrap or the command line).
+    actor_key_id: Option<KeyId>,
+    /// Under which request (null outside HTTP).
+    request_id: Option<String>,
+    /// What changed: each field's `{"from", "to"}` (never a hash or a plaintext).
+    #[schema(value_type = Option<Object>)]
+    changes: Option<serde_json::Value>,
+}
+
+impl AuditEventView {
+    /// The view of `e`.
+    pub fn new(e: &AuditEvent) -> AuditEventView {
+        AuditEventView {
+            id: e.id,
+            at: e.at,
+            action: e.action,
+            key_id: e.key_id,
+            application_id: e.application_uuid,
+            actor_key_id: e.actor_key_id,
+            request_id: e.request_id.clone(),
+            changes: e.changes.clone(),
+        }
     }
 }
 

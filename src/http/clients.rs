@@ -18,7 +18,7 @@ use crate::domain::key_format::redact;
 use crate::domain::timestamp::Timestamp;
 use crate::error::{ApiError, Op};
 use crate::service::credential;
-use crate::service::manage::Manage;
+use crate::service::manage::KeyQuery;
 use crate::service::scope::KeyRef;
 use crate::service::AppState;
 
@@ -89,7 +89,7 @@ pub async fn list_client_keys(
     query: web::Query<PageQuery>,
 ) -> Reply {
     let manager = caller.manager(Op::ListKeys)?;
-    let page = Manage::new(&state.db, &manager).list_keys(None, None, query.parse()?).await?;
+    let page = state.manage(&manager).list_keys(KeyQuery::default(), query.parse()?).await?;
     let now = Timestamp::now();
     let keys: Vec<UuidKeyView> = page.keys.iter().map(|k| UuidKeyView::new(k, now)).collect();
     Ok(envelope(
@@ -120,7 +120,7 @@ pub async fn generate_client_key(
     body: web::Json<NewKeyBody>,
 ) -> Reply {
     let manager = caller.manager(Op::CreateKey)?;
-    let made = Manage::new(&state.db, &manager).create_key(body.into_inner().parse()?).await?;
+    let made = state.manage(&manager).create_key(body.into_inner().parse()?).await?;
     let view = UuidKeyView::new(&made.record, made.record.created_at);
     Ok(no_store(envelope(
         StatusCode::CREATED,
@@ -149,7 +149,7 @@ pub async fn generate_client_key(
 pub async fn delete_client_key(state: web::Data<AppState>, caller: Caller<Clients>, id: web::Path<String>) -> Reply {
     let manager = caller.manager(Op::DeleteKey)?;
     let uuid = parse_key_id(&id).ok_or_else(|| ApiError::invalid("api_key_id", BAD_ID))?;
-    let deleted = Manage::new(&state.db, &manager).delete_key(KeyRef::Uuid(uuid)).await?;
+    let deleted = state.manage(&manager).delete_key(KeyRef::Uuid(uuid)).await?;
     Ok(envelope(
         StatusCode::OK,
         "API Key deleted successfully",
@@ -225,7 +225,7 @@ pub async fn bulk_delete_client_keys(
     let mut uuids: Vec<Uuid> = raw.iter().filter_map(|r| parse_key_id(r)).collect();
     let mut seen = std::collections::HashSet::new();
     uuids.retain(|u| seen.insert(*u));
-    let deleted = Manage::new(&state.db, &manager).delete_keys(uuids).await?;
+    let deleted = state.manage(&manager).delete_keys(uuids).await?;
     let deleted_at = deleted.first().and_then(|k| k.deleted_at);
     let ids: Vec<Uuid> = deleted.iter().map(|k| k.uuid).collect();
     Ok(envelope(StatusCode::OK, "API Keys deleted successfully", DeletedClientKeys { deleted_ids: ids, deleted_at }))

@@ -16,7 +16,7 @@ use super::envelope::{Failure, Native};
 use super::extract::{client_address, credential};
 use crate::config::ForwardAuthHeaders;
 use crate::domain::grants::{Access, GrantBody, GrantPath, Grants};
-use crate::domain::model::KeyId;
+use crate::domain::model::{KeyId, Meta};
 use crate::domain::timestamp::Timestamp;
 use crate::error::ApiError;
 use crate::service::credential::{authenticate, Accept};
@@ -44,7 +44,7 @@ fn optional_path_schema() -> utoipa::openapi::schema::Object {
 }
 
 /// POST /api/v1/keys/verify — no caller key. 200 with `{valid, code, key_id, key_uuid,
-/// application_id, grants, expires_at}` for every well-formed request, whatever the key;
+/// application_id, grants, expires_at, owner, meta, enabled}` for every well-formed request, whatever the key;
 /// 400 malformed JSON, a missing `key`, or an invalid `path`; 5xx if the store cannot be read
 /// (never `valid: true` by default). With `path` or `access`, the key must also hold a grant
 /// covering them (access defaults to read, path to `/`). 413; 415. Too many failed checks from
@@ -87,6 +87,9 @@ pub async fn verify_key(
         application_id: key.and_then(|k| k.application_uuid),
         grants: key.map(|k| &*k.grants),
         expires_at: key.and_then(|k| k.expires_at),
+        owner: key.and_then(|k| k.owner()),
+        meta: key.and_then(|k| k.meta()),
+        enabled: key.map(|k| k.enabled),
     });
     if let Some(seconds) = retry_after {
         if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
@@ -112,6 +115,13 @@ pub struct Verdict<'a> {
     #[schema(value_type = Option<Vec<GrantBody>>)]
     grants: Option<&'a Grants>,
     expires_at: Option<Timestamp>,
+    /// Who the key belongs to, if set: what a gateway passes on as the caller's identity.
+    owner: Option<&'a str>,
+    /// The key's metadata, exactly as given, if set.
+    #[schema(value_type = Option<Object>)]
+    meta: Option<&'a Meta>,
+    /// False while the key is disabled.
+    enabled: Option<bool>,
 }
 
 /// Every [`Code`], as the document lists them.
@@ -136,6 +146,8 @@ const ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 const ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 const FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 const FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+/// The key's owner, on a 200 from `/auth`.
+const X_KEY_OWNER: HeaderName = HeaderName::from_static("x-key-owner");
 
 /// What the gateway says of one fact (the request's URI, or its method).
 #[derive(Debug, PartialEq, Eq)]
@@ -199,6 +211,7 @@ fn reported(headers: &HeaderMap, mode: ForwardAuthHeaders) -> (Told, Told) {
             headers(
                 ("X-Key-Id" = i64, description = "The key's numeric id"),
                 ("X-Key-Application" = Option<Uuid>, description = "The key's application, if any"),
+                ("X-Key-Owner" = Option<String>, description = "The key's owner, when set"),
             )),
         (status = 400, description = "Malformed `?access=` (native error body)", body = NativeError),
         (status = 401, description = "Missing or bad key (empty body)"),
@@ -240,6 +253,11 @@ pub async fn forward_auth(
             res.insert_header(("X-Key-Id", key.id.to_string()));
             if let Some(app) = key.application_uuid {
                 res.insert_header(("X-Key-Application", app.to_string()));
+            }
+            // An owner that is not a valid header value (non-visible bytes) is left out
+            // rather than mangled: the application still gets X-Key-Id.
+            if let Some(owner) = key.owner().and_then(|o| HeaderValue::from_str(o).ok()) {
+                res.insert_header((X_KEY_OWNER, owner));
             }
             res.finish()
         }

@@ -244,6 +244,8 @@ fn operation(op: Op) -> &'static str {
         Op::DeleteKey => "delete this API key",
         Op::DeleteKeys => "delete these API keys",
         Op::RevokeKey => "revoke this API key",
+        Op::UpdateKey => "change this API key",
+        Op::RotateKey => "rotate this API key",
     }
 }
 

@@ -7,6 +7,7 @@
 //! wrong methods go through the same envelopes.
 
 mod applications;
+mod audit;
 pub mod bodies;
 mod clients;
 mod edge;
@@ -97,7 +98,9 @@ pub const ROUTES: &[Route] = &[
     Route { path: "/api/v1/keys", methods: &[Method::GET, Method::POST] },
     Route { path: "/api/v1/keys/verify", methods: &[Method::POST] },
     Route { path: "/api/v1/auth/token", methods: &[Method::POST] },
-    Route { path: "/api/v1/keys/{id}", methods: &[Method::GET, Method::DELETE] },
+    Route { path: "/api/v1/keys/{id}", methods: &[Method::GET, Method::PATCH, Method::DELETE] },
+    Route { path: "/api/v1/keys/{id}/rotate", methods: &[Method::POST] },
+    Route { path: "/api/v1/audit", methods: &[Method::GET] },
     Route { path: "/api-key", methods: &[Method::POST, Method::DELETE] },
 ];
 
@@ -169,8 +172,11 @@ fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource::<Native>(NATIVE, "/keys/{id}")
                         .route(web::get().to(native::get_key))
+                        .route(web::patch().to(native::update_key))
                         .route(web::delete().to(native::revoke_key)),
                 )
+                .service(resource::<Native>(NATIVE, "/keys/{id}/rotate").route(web::post().to(native::rotate_key)))
+                .service(resource::<Native>(NATIVE, "/audit").route(web::get().to(audit::list_audit)))
                 .default_service(web::to(unknown_route)),
         )
         .service(

@@ -6,17 +6,22 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::bodies::{native_ok, no_store, KeyView, LoginBody, NativeOk, PageQuery, Session};
+use super::bodies::{
+    native_ok, no_store, parse_meta, parse_owner, present, KeyView, LoginBody, NativeOk, PageQuery, Session,
+};
 use super::envelope::schema::NativeError;
 use super::envelope::{Failure, Native};
 use super::extract::{app_state, client_address, Manager};
+use crate::config::MAX_GRACE_SECONDS;
 use crate::domain::grants::GrantBody;
+use crate::domain::grants::Grants;
 use crate::domain::model::{KeyId, Status};
 use crate::domain::new_key::{NewKey, Title};
-use crate::domain::timestamp::Timestamp;
+use crate::domain::timestamp::{parse_duration, Timestamp};
 use crate::error::ApiError;
 use crate::service::credential;
-use crate::service::manage::Manage;
+use crate::service::lifecycle::KeyUpdate;
+use crate::service::manage::KeyQuery;
 use crate::service::scope::KeyRef;
 use crate::service::AppState;
 
@@ -39,6 +44,12 @@ pub struct CreateKeyBody {
     /// RFC 3339, in the future and not after the caller's own expiry; default the caller's.
     #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<String>,
+    /// Who the key belongs to in the caller's system.
+    #[schema(schema_with = super::bodies::owner_schema)]
+    owner: Option<String>,
+    /// Free-form metadata: a JSON object of at most 4 KiB, returned exactly as given.
+    #[schema(value_type = Option<Object>)]
+    meta: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// `status` of a key just created.
@@ -88,8 +99,10 @@ pub async fn create_key(
     // One answer for every bad title: missing, empty, blank, oversized, control characters
     // or not a string.
     let title = Title::from_json(body.title.as_ref()).map_err(|_| ApiError::invalid("title", INVALID_TITLE))?;
-    let new = NewKey::parse(title, body.grants.as_deref(), body.expires_at.as_deref()).map_err(ApiError::from)?;
-    let made = Manage::new(&state.db, &manager).create_key(new).await?;
+    let mut new = NewKey::parse(title, body.grants.as_deref(), body.expires_at.as_deref()).map_err(ApiError::from)?;
+    new.owner = body.owner.as_deref().map(parse_owner).transpose()?;
+    new.meta = body.meta.as_deref().map(parse_meta).transpose()?;
+    let made = state.manage(&manager).create_key(new).await?;
     let record = made.record;
     Ok(no_store(native_ok(CreatedKey {
         id: record.id,
@@ -117,6 +130,18 @@ pub struct ListQuery {
     /// Only keys with this status.
     #[param(value_type = Option<Status>)]
     status: Option<String>,
+    /// Only keys that expire within this long from now (`7d`, `12h`, `30m`, `90s`, `2w`),
+    /// not those already expired.
+    #[param(pattern = "^[0-9]{1,6}[smhdw]$")]
+    expiring_within: Option<String>,
+    /// Only keys not used for this long (a key never used counts from its creation), as of
+    /// the last `last_used_at` flush.
+    #[param(pattern = "^[0-9]{1,6}[smhdw]$")]
+    unused_for: Option<String>,
+    /// Only keys with this owner.
+    owner: Option<String>,
+    /// Only keys whose title (any case) or display prefix contains this text.
+    q: Option<String>,
 }
 
 /// `data` of GET /api/v1/keys.
@@ -130,7 +155,8 @@ pub struct KeyPage {
 
 /// GET /api/v1/keys — needs write on `/`. Keys in the caller's scope, newest first,
 /// `limit` (1..=200, default 50) per page; pass `next_cursor` back as `cursor` for the next page;
-/// `status` filters. 200; 400 bad or unknown parameter; 401; 403; 429.
+/// `status`, `expiring_within`, `unused_for`, `owner` and `q` filter, combined. 200; 400 bad or
+/// unknown parameter; 401; 403; 429.
 #[utoipa::path(
     get,
     path = "/api/v1/keys",
@@ -148,7 +174,7 @@ pub async fn list_keys(
     Manager(manager, _): Manager<Native>,
     query: web::Query<ListQuery>,
 ) -> Reply {
-    let ListQuery { limit, cursor, status } = query.into_inner();
+    let ListQuery { limit, cursor, status, expiring_within, unused_for, owner, q } = query.into_inner();
     let page = PageQuery { limit, cursor }.parse()?;
     let status = status
         .as_deref()
@@ -156,7 +182,19 @@ pub async fn list_keys(
             Status::parse(s).ok_or_else(|| ApiError::invalid("status", "status must be active, revoked or deleted"))
         })
         .transpose()?;
-    let page = Manage::new(&state.db, &manager).list_keys(None, status, page).await?;
+    let duration = |field: &'static str, text: Option<String>| {
+        text.map(|t| parse_duration(&t).map_err(|e| ApiError::invalid(field, format!("Invalid {field}: {e}"))))
+            .transpose()
+    };
+    let query = KeyQuery {
+        application: None,
+        status,
+        owner,
+        text: q.filter(|t| !t.is_empty()),
+        expiring_within_ms: duration("expiring_within", expiring_within)?,
+        unused_for_ms: duration("unused_for", unused_for)?,
+    };
+    let page = state.manage(&manager).list_keys(query, page).await?;
     let now = Timestamp::now();
     let keys: Vec<KeyView> = page.keys.iter().map(|k| KeyView::new(k, now)).collect();
     Ok(native_ok(KeyPage { keys, next_cursor: page.next_cursor }))
@@ -178,7 +216,7 @@ pub async fn list_keys(
     )
 )]
 pub async fn get_key(state: web::Data<AppState>, Manager(manager, _): Manager<Native>, id: web::Path<String>) -> Reply {
-    let record = Manage::new(&state.db, &manager).get_key(KeyRef::Id(parse_id(&id)?)).await?;
+    let record = state.manage(&manager).get_key(KeyRef::Id(parse_id(&id)?)).await?;
     Ok(native_ok(KeyView::new(&record, Timestamp::now())))
 }
 
@@ -204,7 +242,7 @@ pub async fn revoke_key(
     Manager(manager, _): Manager<Native>,
     id: web::Path<String>,
 ) -> Reply {
-    let record = Manage::new(&state.db, &manager).revoke_key(KeyRef::Id(parse_id(&id)?)).await?;
+    let record = state.manage(&manager).revoke_key(KeyRef::Id(parse_id(&id)?)).await?;
     Ok(native_ok(RevokedKey { id: record.id, status: Revoked::Revoked }))
 }
 
@@ -221,6 +259,152 @@ pub enum Revoked {
 pub struct RevokedKey {
     id: KeyId,
     status: Revoked,
+}
+
+/// Body of PATCH /api/v1/keys/{id}: any of the fields; absent ones stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyBody {
+    /// New label.
+    #[schema(schema_with = super::bodies::optional_title_schema)]
+    title: Option<serde_json::Value>,
+    /// New grants: narrowing is always allowed, widening only within the caller's grants.
+    #[schema(schema_with = super::bodies::grants_schema)]
+    grants: Option<Vec<GrantBody>>,
+    /// New expiry (RFC 3339, in the future, not after the caller's own); `null` clears it,
+    /// only for a caller whose own key never expires.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<Option<String>>,
+    /// New owner; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = super::bodies::owner_schema)]
+    owner: Option<Option<String>>,
+    /// New metadata (a JSON object, at most 4 KiB, returned as given); `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    meta: Option<Option<Box<serde_json::value::RawValue>>>,
+    /// False disables the key (verify answers `DISABLED`, its sessions stop), true enables it.
+    enabled: Option<bool>,
+}
+
+impl UpdateKeyBody {
+    fn parse(self) -> Result<KeyUpdate, ApiError> {
+        let title = self
+            .title
+            .map(|v| Title::from_json(Some(&v)).map_err(|_| ApiError::invalid("title", INVALID_TITLE)))
+            .transpose()?;
+        let grants = self
+            .grants
+            .map(|g| Grants::from_bodies(&g).map_err(|e| ApiError::invalid("grants", format!("Invalid grants: {e}"))))
+            .transpose()?;
+        let expires_at = self
+            .expires_at
+            .map(|at| {
+                at.map(|t| {
+                    Timestamp::parse_rfc3339(&t)
+                        .map_err(|e| ApiError::invalid("expires_at", format!("Invalid expires_at: {e}")))
+                })
+                .transpose()
+            })
+            .transpose()?;
+        let owner = self.owner.map(|o| o.as_deref().map(parse_owner).transpose()).transpose()?;
+        let meta = self.meta.map(|m| m.as_deref().map(parse_meta).transpose()).transpose()?;
+        Ok(KeyUpdate { title, grants, expires_at, owner, meta, enabled: self.enabled })
+    }
+}
+
+/// PATCH /api/v1/keys/{id} — needs write on `/`, on a key the caller could have minted.
+/// Changes any of `title`, `grants`, `expires_at`, `owner`, `meta`, `enabled`, from the next
+/// request on; every change is audited with what changed. 200 the key's metadata; 400 bad
+/// body or unknown field; 401; 403 widening beyond the caller's grants or expiry, or a key
+/// beyond the caller's; 404; 409 a revoked or deleted key; 429; 503.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/keys/{id}",
+    tag = "native",
+    params(("id" = i64, Path, minimum = 1, description = "The key's numeric id")),
+    request_body = UpdateKeyBody,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The key's metadata after the change", body = NativeOk<KeyView>),
+        (status = 400, description = "id is not a positive integer, bad or unknown field, past expiry", body = NativeError),
+        (status = 403, description = "No write on `/`, widening beyond the caller's grants or expiry, or a key beyond the caller's", body = NativeError),
+        (status = 404, description = "No such key in the caller's scope", body = NativeError),
+        (status = 409, description = "The key is revoked or deleted", body = NativeError),
+    )
+)]
+pub async fn update_key(
+    state: web::Data<AppState>,
+    Manager(manager, _): Manager<Native>,
+    id: web::Path<String>,
+    body: web::Json<UpdateKeyBody>,
+) -> Reply {
+    let id = parse_id(&id)?;
+    let update = body.into_inner().parse()?;
+    let record = state.manage(&manager).update_key(KeyRef::Id(id), update).await?;
+    Ok(native_ok(KeyView::new(&record, Timestamp::now())))
+}
+
+/// Body of POST /api/v1/keys/{id}/rotate.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// How long the old key keeps working.
+    #[schema(schema_with = super::bodies::grace_schema)]
+    grace_seconds: Option<u64>,
+}
+
+/// `data` of POST /api/v1/keys/{id}/rotate: the new key's metadata and, this once, its
+/// plaintext.
+#[derive(Serialize, ToSchema)]
+pub struct RotatedKey {
+    /// The new key.
+    #[serde(flatten)]
+    key: KeyView,
+    /// The plaintext of the new key. Shown only here.
+    api_key: String,
+}
+
+/// POST /api/v1/keys/{id}/rotate `{"grace_seconds": N}` (0 to 2,592,000, default 0) — needs
+/// write on `/`, on a key the caller could have minted. Makes a new key with the same title,
+/// grants, owner, meta, application and expiry; the old key works until `now + grace` (never
+/// past its own expiry), then verifies `EXPIRED`. Rotating a key already rotated rotates the
+/// newest of its line. 200 the new key with its plaintext (once); 400; 401; 403; 404; 409 a
+/// revoked or deleted key; 429; 503.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/rotate",
+    tag = "native",
+    params(("id" = i64, Path, minimum = 1, description = "The key's numeric id")),
+    request_body = RotateBody,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Rotated; the new plaintext is in `api_key`", body = NativeOk<RotatedKey>),
+        (status = 400, description = "id is not a positive integer, or grace_seconds out of range", body = NativeError),
+        (status = 403, description = "No write on `/`, or a key beyond the caller's", body = NativeError),
+        (status = 404, description = "No such key in the caller's scope", body = NativeError),
+        (status = 409, description = "The key is revoked or deleted", body = NativeError),
+    )
+)]
+pub async fn rotate_key(
+    state: web::Data<AppState>,
+    Manager(manager, _): Manager<Native>,
+    id: web::Path<String>,
+    body: web::Json<RotateBody>,
+) -> Reply {
+    let id = parse_id(&id)?;
+    let grace = body.grace_seconds.unwrap_or(0);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::invalid(
+            "grace_seconds",
+            format!("grace_seconds must be between 0 and {MAX_GRACE_SECONDS}"),
+        )
+        .into());
+    }
+    let made = state.manage(&manager).rotate_key(KeyRef::Id(id), grace * 1000).await?;
+    let key = KeyView::new(&made.record, Timestamp::now());
+    Ok(no_store(native_ok(RotatedKey { key, api_key: made.key.expose().to_owned() })))
 }
 
 fn parse_id(raw: &str) -> Result<KeyId, ApiError> {

@@ -19,7 +19,6 @@ use crate::domain::model::{KeyId, Status};
 use crate::domain::new_key::{NewKey, Title};
 use crate::domain::timestamp::Timestamp;
 use crate::error::{ApiError, Missing};
-use crate::service::manage::Manage;
 use crate::service::AppState;
 
 type Reply = Result<HttpResponse, Failure<Shard>>;
@@ -94,7 +93,7 @@ pub async fn create_key(
     let expires_at = (expiry != never).then_some(expiry);
     let title = shard_title(&path)?;
     let new = NewKey::with(title, Grants::single(path.clone(), access), expires_at);
-    let made = Manage::new(&state.db, &manager).create_key(new).await?;
+    let made = state.manage(&manager).create_key(new).await?;
     let record = made.record;
     Ok(no_store(HttpResponse::Ok().json(ShardKey {
         value: made.key.expose().to_owned(),
@@ -201,7 +200,7 @@ pub async fn delete_key_by_value(
     // The right shape with a failing checksum is a mistyped key: it names no key, exactly
     // like an unknown one (and like the verify API's NOT_FOUND for it).
     let key = ApiKey::parse(&value).map_err(|_| ApiError::NotFound(Missing::ActiveKey))?;
-    let record = Manage::new(&state.db, &manager).delete_key_by_value(key).await?;
+    let record = state.manage(&manager).delete_key_by_value(key).await?;
     Ok(HttpResponse::Ok().json(DeletedKey {
         id: record.id,
         uuid: record.uuid,

@@ -78,39 +78,56 @@ impl Actor {
         }
     }
 
-    /// The grants and expiry a key minted by this actor gets when asked for `new`. No key
-    /// mints more grants or a later expiry than its own (403); with no grants the new key
-    /// gets the creator's, with no expiry the creator's expiry; an expiry not in the future
-    /// is 400.
+    /// The grants and expiry a key minted by this actor gets when asked for `new`: the
+    /// creator's own for what `new` leaves out, and what it asks for only within
+    /// [`Actor::may_hold`].
     pub fn mint(&self, new: &NewKey, now: Timestamp) -> Result<(Grants, Option<Timestamp>), ApiError> {
-        let grants = match &new.grants {
-            None => Grants::clone(&self.grants),
-            Some(g) if g.within(&self.grants) => g.clone(),
-            Some(_) => return Err(ApiError::Forbidden(Denied::GrantsExceed)),
-        };
-        if new.expires_at.is_some_and(|at| at <= now) {
-            return Err(ApiError::invalid("expires_at", "expires_at must be in the future"));
-        }
-        let expires_at = match (new.expires_at, self.expires_at) {
-            (None, limit) => limit,
-            (Some(at), Some(limit)) if at > limit => return Err(ApiError::Forbidden(Denied::ExpiryExceeds)),
-            (Some(at), _) => Some(at),
-        };
+        let grants = new.grants.clone().unwrap_or_else(|| Grants::clone(&self.grants));
+        let expires_at = new.expires_at.or(self.expires_at);
+        self.may_hold(Some(&grants), new.expires_at.map(Some), now)?;
         Ok((grants, expires_at))
     }
 
-    /// May this actor revoke or delete `target` (found in its scope)? Only a key it could have
-    /// minted: grants within its own, and an expiry no later than its own (a key that never
-    /// expires is beyond any key that does). So a weaker manager cannot remove a stronger
-    /// key, and the last root key can never be removed by another key: only a root key could
-    /// act on it, and that one is another root key. The operator acts on every key.
-    pub fn may_act_on(&self, target: &KeyRecord, op: Op) -> Result<(), ApiError> {
-        let expiry_within = match (self.expires_at, target.expires_at) {
+    /// The no-escalation rule, for every key this actor makes or changes: grants within its
+    /// own (403), an expiry asked for in the future (400) and no later than its own (403),
+    /// and no expiry at all only for an actor that never expires itself (403). `None` leaves
+    /// a value unasked; `Some(None)` asks for no expiry.
+    pub fn may_hold(
+        &self,
+        grants: Option<&Grants>,
+        expires_at: Option<Option<Timestamp>>,
+        now: Timestamp,
+    ) -> Result<(), ApiError> {
+        if grants.is_some_and(|g| !g.within(&self.grants)) {
+            return Err(ApiError::Forbidden(Denied::GrantsExceed));
+        }
+        let Some(expires_at) = expires_at else { return Ok(()) };
+        if expires_at.is_some_and(|at| at <= now) {
+            return Err(ApiError::invalid("expires_at", "expires_at must be in the future"));
+        }
+        if !self.outlives(expires_at) {
+            return Err(ApiError::Forbidden(Denied::ExpiryExceeds));
+        }
+        Ok(())
+    }
+
+    /// True when this actor's own expiry is no earlier than `expires_at` (never, for `None`).
+    fn outlives(&self, expires_at: Option<Timestamp>) -> bool {
+        match (self.expires_at, expires_at) {
             (None, _) => true,
             (Some(limit), Some(at)) => at <= limit,
             (Some(_), None) => false,
-        };
-        if target.grants.within(&self.grants) && expiry_within {
+        }
+    }
+
+    /// May this actor revoke, delete, change or rotate `target` (found in its scope)? Only a
+    /// key it could have minted: grants within its own, and an expiry no later than its own
+    /// (a key that never expires is beyond any key that does). So a weaker manager cannot
+    /// remove a stronger key, and the last root key can never be removed by another key:
+    /// only a root key could act on it, and that one is another root key. The operator acts
+    /// on every key.
+    pub fn may_act_on(&self, target: &KeyRecord, op: Op) -> Result<(), ApiError> {
+        if target.grants.within(&self.grants) && self.outlives(target.expires_at) {
             Ok(())
         } else {
             Err(ApiError::Forbidden(Denied::Outranked(op)))
@@ -172,15 +189,17 @@ mod tests {
             uuid: uuid::Uuid::new_v4(),
             grants: Arc::new(grants),
             status: Status::Active,
+            enabled: true,
             expires_at,
             application_id: Some(AppId(7)),
             application_uuid: None,
+            labels: None,
         };
         Actor::key(&auth, None)
     }
 
     fn asking(grants: Option<Grants>, expires_at: Option<Timestamp>) -> NewKey {
-        NewKey { title: Title::parse("t").unwrap(), grants, expires_at, application: None }
+        NewKey { title: Title::parse("t").unwrap(), grants, expires_at, application: None, owner: None, meta: None }
     }
 
     #[test]
@@ -232,6 +251,9 @@ mod tests {
             prefix: "sk-00000000".into(),
             grants,
             status: Status::Active,
+            enabled: true,
+            owner: None,
+            meta: None,
             created_at: Timestamp::from_millis(0),
             revoked_at: None,
             deleted_at: None,
@@ -240,7 +262,28 @@ mod tests {
             created_by: None,
             application_id: None,
             application_uuid: None,
+            rotated_from: None,
+            rotated_to: None,
         }
+    }
+
+    #[test]
+    fn changes_are_bounded_like_minting() {
+        let (soon, later) = (Timestamp::from_millis(1_000), Timestamp::from_millis(2_000));
+        let now = Timestamp::from_millis(5);
+        let c = key(Grants::root(), Some(soon));
+        assert_eq!(c.may_hold(None, Some(Some(soon)), now), Ok(()), "at the boundary");
+        assert_eq!(c.may_hold(None, Some(Some(later)), now), Err(ApiError::Forbidden(Denied::ExpiryExceeds)));
+        assert_eq!(c.may_hold(None, Some(None), now), Err(ApiError::Forbidden(Denied::ExpiryExceeds)));
+        assert!(
+            key(Grants::root(), None).may_hold(None, Some(None), now).is_ok(),
+            "clearing needs a key that never expires"
+        );
+        let narrow = key(Grants::single(GrantPath::parse("/a").unwrap(), Access::Read), None);
+        let wider = Grants::single(GrantPath::parse("/a").unwrap(), Access::ReadWrite);
+        assert_eq!(narrow.may_hold(Some(&wider), None, now), Err(ApiError::Forbidden(Denied::GrantsExceed)));
+        let same = Grants::single(GrantPath::parse("/a/b").unwrap(), Access::Read);
+        assert!(narrow.may_hold(Some(&same), None, now).is_ok());
     }
 
     #[test]

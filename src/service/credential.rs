@@ -12,7 +12,7 @@
 
 use std::net::IpAddr;
 
-use crate::domain::key_format::{self, ApiKey};
+use crate::domain::key_format::{self, ApiKey, KeyHash};
 use crate::domain::model::KeyAuth;
 use crate::domain::timestamp::Timestamp;
 use crate::error::{ApiError, AuthFailure};
@@ -87,13 +87,23 @@ pub fn login(
     }
 }
 
-/// The key `text` names: a key itself, or (when accepted) the key of a session JWT.
+/// The key `text` names: a key of ours (a mistyped one, refused by the checksum, names
+/// none, with no look-up), the key of a session JWT (when accepted), or a key imported in
+/// another format, found by the hash of its text.
 fn resolve(state: &AppState, text: &str, accept: Accept) -> Result<Option<KeyAuth>, StoreError> {
-    if text.starts_with(key_format::PREFIX) || accept == Accept::Key {
-        let Ok(key) = ApiKey::parse(text) else { return Ok(None) };
+    if let Ok(key) = ApiKey::parse(text) {
         return state.index.find(&state.db, &key.hash());
     }
-    let Some(session) = state.sessions.check(text) else { return Ok(None) };
-    let found = state.db.read_inline(|store| store.find_key_by_id(session.id))?;
-    Ok(found.filter(|record| record.uuid == session.uuid).map(|record| record.auth()))
+    if key_format::has_key_shape(text) {
+        return Ok(None);
+    }
+    if accept == Accept::KeyOrSession && text.starts_with(key_format::JWT_PREFIX) {
+        let Some(session) = state.sessions.check(text) else { return Ok(None) };
+        let found = state.db.read_inline(|store| store.find_key_by_id(session.id))?;
+        return Ok(found.filter(|record| record.uuid == session.uuid).map(|record| record.auth()));
+    }
+    if !key_format::may_be_imported(text) {
+        return Ok(None);
+    }
+    state.index.find(&state.db, &KeyHash::of_text(text))
 }

@@ -1,28 +1,47 @@
 //! The one core behind every family and the command line: creating, listing, revoking and
-//! deleting keys, and making applications. Every call takes a [`Manager`] (so the caller has
-//! passed `authority`'s check), looks keys up only through its scope (`scope::Scoped`),
-//! re-checks the acting key inside the write transaction, and writes each change together
-//! with its audit row. Families differ only in how they parse requests and render answers.
+//! deleting keys, and making applications (changing and rotating keys: `lifecycle`; reading
+//! the audit trail: `audit`; importing: `import`). Every call takes a [`Manager`] (so the
+//! caller has passed `authority`'s check), looks keys up only through its scope
+//! (`scope::Scoped`), re-checks the acting key inside the write transaction, and writes each
+//! change together with its audit row. Families differ only in how they parse requests and
+//! render answers.
 
 use uuid::Uuid;
 
 use crate::domain::grants::Grants;
-use crate::domain::key_format::ApiKey;
-use crate::domain::model::{Action, AppId, Application, AuditContext, KeyId, KeyRecord, Scope, Status};
-use crate::domain::new_key::{NewKey, Title};
+use crate::domain::key_format::{ApiKey, KeyPrefix};
+use crate::domain::model::{Action, AppId, Application, AuditContext, KeyId, KeyRecord, Meta, Scope, Status};
+use crate::domain::new_key::{NewKey, Owner, Title};
 use crate::domain::timestamp::Timestamp;
 use crate::error::{Act, ApiError, Missing, Op};
 use crate::service::authority::{Actor, GlobalManager, Manager};
 use crate::service::scope::{KeyRef, Scoped};
-use crate::storage::{Db, NewKeyRow, Store};
+use crate::storage::{AuditEntry, Db, NewKeyRow, Store};
 
-/// Which page of a listing: at most `limit` keys older than `cursor`.
+/// Which page of a listing: at most `limit` entries older than `cursor`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageRequest {
     /// Page size.
     pub limit: u32,
-    /// The previous page's last key.
-    pub cursor: Option<KeyId>,
+    /// The previous page's last entry (a key's id, or an audit row's).
+    pub cursor: Option<i64>,
+}
+
+/// Which keys a listing returns, beyond the caller's scope.
+#[derive(Clone, Debug, Default)]
+pub struct KeyQuery {
+    /// Only this application's keys (it must be in scope).
+    pub application: Option<Uuid>,
+    /// Only keys with this status.
+    pub status: Option<Status>,
+    /// Only keys with this owner.
+    pub owner: Option<String>,
+    /// Only keys whose title (any case) or display prefix holds this text.
+    pub text: Option<String>,
+    /// Only keys that expire within this many milliseconds from now (not already expired).
+    pub expiring_within_ms: Option<i64>,
+    /// Only keys not used (never used: not created) for this many milliseconds.
+    pub unused_for_ms: Option<i64>,
 }
 
 /// One page of keys, newest first, and the cursor of the next (`None` on the last page).
@@ -44,29 +63,33 @@ pub struct Created {
 }
 
 /// A new key after the minting rules, with its plaintext drawn: ready to be stored.
-struct Minted {
-    title: Title,
-    grants: Grants,
-    expires_at: Option<Timestamp>,
-    application: Option<Uuid>,
-    key: ApiKey,
+pub(super) struct Minted {
+    pub(super) title: Title,
+    pub(super) grants: Grants,
+    pub(super) expires_at: Option<Timestamp>,
+    pub(super) application: Option<Uuid>,
+    pub(super) owner: Option<Owner>,
+    pub(super) meta: Option<Meta>,
+    pub(super) rotated_from: Option<KeyId>,
+    pub(super) key: ApiKey,
 }
 
-/// The management calls of one manager on one database.
+/// The management calls of one manager on one database, minting keys with one prefix.
 pub struct Manage<'a> {
-    db: &'a Db,
-    manager: &'a Manager,
+    pub(super) db: &'a Db,
+    pub(super) manager: &'a Manager,
+    pub(super) prefix: &'a KeyPrefix,
 }
 
 impl<'a> Manage<'a> {
-    /// `manager`'s calls on `db`.
-    pub fn new(db: &'a Db, manager: &'a Manager) -> Manage<'a> {
-        Manage { db, manager }
+    /// `manager`'s calls on `db`; new keys start with `prefix`.
+    pub fn new(db: &'a Db, manager: &'a Manager, prefix: &'a KeyPrefix) -> Manage<'a> {
+        Manage { db, manager, prefix }
     }
 
     /// Runs `work` in a write transaction after re-checking the acting key (see
     /// [`in_transaction`]).
-    async fn change<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub(super) async fn change<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Store, &Actor, Timestamp) -> Result<T, ApiError> + Send + 'static,
@@ -85,8 +108,10 @@ impl<'a> Manage<'a> {
     pub async fn create_keys(&self, batch: Vec<NewKey>) -> Result<Vec<Created>, ApiError> {
         let now = Timestamp::now();
         // The random source is read here, outside the write transaction.
-        let minted =
-            batch.into_iter().map(|new| mint(self.manager.actor(), new, now)).collect::<Result<Vec<_>, _>>()?;
+        let minted = batch
+            .into_iter()
+            .map(|new| mint(self.manager.actor(), new, self.prefix, now))
+            .collect::<Result<Vec<_>, _>>()?;
         self.change(move |store, actor, now| {
             let ctx = actor.audit(now);
             minted.into_iter().map(|m| insert_minted(store, actor.scope(), m, &ctx)).collect()
@@ -107,7 +132,7 @@ impl<'a> Manage<'a> {
                 Status::Deleted => Err(ApiError::KeyDeleted),
                 Status::Active => {
                     store.mark_revoked(record.id, now)?;
-                    change(store, Action::Revoke, record.id, &actor.audit(now))
+                    audited(store, Action::Revoke, &record, &actor.audit(now), None)
                 }
             }
         })
@@ -167,20 +192,16 @@ impl<'a> Manage<'a> {
         self.db.read(move |store| Scoped::new(store, scope).key(&target)?.ok_or(ApiError::NotFound(Missing::Key))).await
     }
 
-    /// One page of the keys in scope (of one application, when named), newest first.
-    pub async fn list_keys(
-        &self,
-        application: Option<Uuid>,
-        status: Option<Status>,
-        page: PageRequest,
-    ) -> Result<Page, ApiError> {
+    /// One page of the keys in scope that `query` selects, newest first.
+    pub async fn list_keys(&self, query: KeyQuery, page: PageRequest) -> Result<Page, ApiError> {
         let scope = self.manager.actor().scope();
         let PageRequest { limit, cursor } = page;
-        let mut keys =
-            self.db.read(move |store| Scoped::new(store, scope).keys(application, status, cursor, limit + 1)).await?;
-        let limit = limit as usize;
-        let next_cursor = if keys.len() > limit { keys.get(limit - 1).map(|k| k.id.to_string()) } else { None };
-        keys.truncate(limit);
+        let now = Timestamp::now();
+        let keys = self
+            .db
+            .read(move |store| Scoped::new(store, scope).keys(&query, now, cursor.map(KeyId), limit + 1))
+            .await?;
+        let (keys, next_cursor) = cut_page(keys, limit, |k| k.id.0);
         Ok(Page { keys, next_cursor })
     }
 
@@ -197,21 +218,39 @@ impl<'a> Manage<'a> {
     }
 }
 
+impl Manage<'_> {
+    /// Makes an application, with its audit row: only a global manager may.
+    pub async fn create_application(&self, name: Title) -> Result<Application, ApiError> {
+        let global = self.manager.clone().global()?;
+        create_application(self.db, &global, name).await
+    }
+}
+
 /// Makes an application, with its audit row.
-pub async fn create_application(db: &Db, by: &GlobalManager, name: Title) -> Result<Application, ApiError> {
+async fn create_application(db: &Db, by: &GlobalManager, name: Title) -> Result<Application, ApiError> {
     in_transaction(db, by.manager().actor(), move |store, actor, now| {
         let app = store.insert_application(Uuid::new_v4(), name.as_str(), now)?;
-        store.insert_application_audit(app.id, &actor.audit(now))?;
+        let entry =
+            AuditEntry { action: Action::CreateApplication, key: None, application: Some(app.id), changes: None };
+        store.insert_audit(&entry, &actor.audit(now))?;
         Ok(app)
     })
     .await
+}
+
+/// Cuts rows fetched with `limit + 1` to `limit`, with the cursor of the next page.
+pub(super) fn cut_page<T>(mut rows: Vec<T>, limit: u32, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<String>) {
+    let limit = limit as usize;
+    let next = if rows.len() > limit { rows.get(limit - 1).map(|r| id(r).to_string()) } else { None };
+    rows.truncate(limit);
+    (rows, next)
 }
 
 /// Runs `work` in one write transaction, on behalf of `actor` at the transaction's instant,
 /// after re-checking inside it that the acting key is still usable: every change goes through
 /// here, so a key revoked a moment ago (by this server, the command line or another node)
 /// cannot act.
-async fn in_transaction<T, F>(db: &Db, actor: &Actor, work: F) -> Result<T, ApiError>
+pub(super) async fn in_transaction<T, F>(db: &Db, actor: &Actor, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&dyn Store, &Actor, Timestamp) -> Result<T, ApiError> + Send + 'static,
@@ -245,7 +284,16 @@ pub async fn bootstrap(db: &Db, provided: Option<&ApiKey>) -> Result<Bootstrap, 
         None => (generate_key()?, true),
     };
     let title = Title::parse("root").map_err(|e| ApiError::internal(&e))?;
-    let minted = Minted { title, grants: Grants::root(), expires_at: None, application: None, key: key.clone() };
+    let minted = Minted {
+        title,
+        grants: Grants::root(),
+        expires_at: None,
+        application: None,
+        owner: None,
+        meta: None,
+        rotated_from: None,
+        key: key.clone(),
+    };
     let installed = db
         .write(move |store| {
             if store.any_keys()? {
@@ -264,22 +312,51 @@ pub async fn bootstrap(db: &Db, provided: Option<&ApiKey>) -> Result<Bootstrap, 
 }
 
 /// Applies the minting rules to `new` and draws its plaintext.
-fn mint(actor: &Actor, new: NewKey, now: Timestamp) -> Result<Minted, ApiError> {
+fn mint(actor: &Actor, new: NewKey, prefix: &KeyPrefix, now: Timestamp) -> Result<Minted, ApiError> {
     let (grants, expires_at) = actor.mint(&new, now)?;
-    Ok(Minted { title: new.title, grants, expires_at, application: new.application, key: generate_key()? })
+    Ok(Minted {
+        title: new.title,
+        grants,
+        expires_at,
+        application: new.application,
+        owner: new.owner,
+        meta: new.meta,
+        rotated_from: None,
+        key: generate_key_with(prefix)?,
+    })
 }
 
 fn generate_key() -> Result<ApiKey, ApiError> {
-    ApiKey::generate().map_err(|e| ApiError::internal(&e))
+    generate_key_with(&KeyPrefix::default())
+}
+
+/// A fresh key starting with `prefix`, from the operating system's random source.
+pub(super) fn generate_key_with(prefix: &KeyPrefix) -> Result<ApiKey, ApiError> {
+    ApiKey::generate_with(prefix).map_err(|e| ApiError::internal(&e))
 }
 
 /// Stores a minted key and its audit row: in the creator's application (from `scope`), or
 /// the one it asked for, which must be in scope.
-fn insert_minted(store: &dyn Store, scope: Scope, m: Minted, ctx: &AuditContext) -> Result<Created, ApiError> {
+pub(super) fn insert_minted(
+    store: &dyn Store,
+    scope: Scope,
+    m: Minted,
+    ctx: &AuditContext,
+) -> Result<Created, ApiError> {
     let application_id: Option<AppId> = match m.application {
         Some(uuid) => Some(Scoped::new(store, scope).application(uuid)?.id),
         None => scope.application(),
     };
+    insert_key_row(store, application_id, m, ctx)
+}
+
+/// Stores a minted key in `application_id`, with its `create` audit row.
+pub(super) fn insert_key_row(
+    store: &dyn Store,
+    application_id: Option<AppId>,
+    m: Minted,
+    ctx: &AuditContext,
+) -> Result<Created, ApiError> {
     let record = store.insert_key(&NewKeyRow {
         uuid: Uuid::new_v4(),
         title: m.title.as_str(),
@@ -290,13 +367,17 @@ fn insert_minted(store: &dyn Store, scope: Scope, m: Minted, ctx: &AuditContext)
         expires_at: m.expires_at,
         created_by: ctx.actor,
         application_id,
+        owner: m.owner.as_ref().map(Owner::as_str),
+        meta: m.meta.as_ref(),
+        rotated_from: m.rotated_from,
     })?;
-    store.insert_audit(Action::Create, record.id, ctx)?;
+    let changes = m.rotated_from.map(|from| serde_json::json!({ "rotated_from": from }));
+    audit(store, Action::Create, &record, ctx, changes)?;
     Ok(Created { record, key: m.key })
 }
 
 /// The acting key may not revoke or delete itself.
-fn refuse_own_key(actor: &Actor, record: &KeyRecord, act: Act) -> Result<(), ApiError> {
+pub(super) fn refuse_own_key(actor: &Actor, record: &KeyRecord, act: Act) -> Result<(), ApiError> {
     if actor.key_id() == Some(record.id) {
         return Err(ApiError::OwnKey { act, key: record.uuid });
     }
@@ -323,13 +404,31 @@ fn delete(
         .iter()
         .map(|k| {
             store.mark_deleted(k.id, now)?;
-            change(store, Action::Delete, k.id, &ctx)
+            audited(store, Action::Delete, k, &ctx, None)
         })
         .collect()
 }
 
-/// Writes the audit row of a change to key `id` and returns the key as it now stands.
-fn change(store: &dyn Store, action: Action, id: KeyId, ctx: &AuditContext) -> Result<KeyRecord, ApiError> {
-    store.insert_audit(action, id, ctx)?;
-    store.find_key_by_id(id)?.ok_or_else(|| ApiError::internal(&"key vanished inside its own transaction"))
+/// Writes the audit row of a change to `key` (what changed in `changes`, as JSON).
+pub(super) fn audit(
+    store: &dyn Store,
+    action: Action,
+    key: &KeyRecord,
+    ctx: &AuditContext,
+    changes: Option<serde_json::Value>,
+) -> Result<(), ApiError> {
+    let entry = AuditEntry { action, key: Some(key.id), application: key.application_id, changes };
+    Ok(store.insert_audit(&entry, ctx)?)
+}
+
+/// [`audit`], then the key as it now stands.
+pub(super) fn audited(
+    store: &dyn Store,
+    action: Action,
+    key: &KeyRecord,
+    ctx: &AuditContext,
+    changes: Option<serde_json::Value>,
+) -> Result<KeyRecord, ApiError> {
+    audit(store, action, key, ctx, changes)?;
+    store.find_key_by_id(key.id)?.ok_or_else(|| ApiError::internal(&"key vanished inside its own transaction"))
 }

@@ -4,9 +4,12 @@
 //! failed-authentication budget and session tokens. Nothing here knows HTTP; nothing here
 //! names an engine: storage is reached through `storage::Db` and the `Store` traits.
 
+pub mod audit;
 pub mod authority;
 pub mod credential;
+pub mod import;
 pub mod index;
+pub mod lifecycle;
 pub mod limiter;
 pub mod manage;
 pub mod scope;
@@ -15,6 +18,7 @@ pub mod usage;
 pub mod verdict;
 
 use crate::config::Config;
+use crate::domain::key_format::KeyPrefix;
 use crate::error::ApiError;
 use crate::storage::Db;
 
@@ -34,12 +38,16 @@ pub struct AppState {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Which headers forward-auth believes.
     pub forward_auth_headers: crate::config::ForwardAuthHeaders,
+    /// What new keys start with.
+    pub key_prefix: KeyPrefix,
 }
 
 impl AppState {
     /// State around an open database, with an empty (read-through) index, configured as
     /// `config` says. Creates the session-signing secret on first use of a database.
     pub async fn new(db: Db, config: &Config) -> Result<AppState, ApiError> {
+        let key_prefix =
+            KeyPrefix::parse(&config.key_prefix).map_err(|e| ApiError::invalid("key_prefix", e.to_string()))?;
         let index = index::KeyIndex::open(&db)?;
         let sessions = sessions::Sessions::load(&db, config.jwt_ttl).await?;
         Ok(AppState {
@@ -50,6 +58,12 @@ impl AppState {
             limiter: limiter::FailureLimiter::new(config.failure_burst, config.failure_refill_per_sec),
             trusted_proxies: config.trusted_proxies.clone(),
             forward_auth_headers: config.forward_auth_headers,
+            key_prefix,
         })
+    }
+
+    /// `manager`'s management calls on this state's database.
+    pub fn manage<'a>(&'a self, manager: &'a authority::Manager) -> manage::Manage<'a> {
+        manage::Manage::new(&self.db, manager, &self.key_prefix)
     }
 }

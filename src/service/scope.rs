@@ -6,8 +6,10 @@
 use uuid::Uuid;
 
 use crate::domain::key_format::KeyHash;
-use crate::domain::model::{Application, KeyId, KeyRecord, Scope, Status};
+use crate::domain::model::{Application, KeyId, KeyRecord, Scope};
+use crate::domain::timestamp::Timestamp;
 use crate::error::{ApiError, Missing};
+use crate::service::manage::KeyQuery;
 use crate::storage::{KeyFilter, Store, StoreError};
 
 /// How a family names the key a request acts on.
@@ -65,20 +67,30 @@ impl<'a> Scoped<'a> {
         Ok(self.visible(self.store.find_key_by_hash(hash)?))
     }
 
-    /// Up to `limit` keys in scope (and in `application`, when given, which must be in scope)
-    /// with ids below `before`, newest first.
+    /// Up to `limit` keys in scope that `query` selects at `now`, with ids below `before`,
+    /// newest first. A named application must be in scope.
     pub fn keys(
         &self,
-        application: Option<Uuid>,
-        status: Option<Status>,
+        query: &KeyQuery,
+        now: Timestamp,
         before: Option<KeyId>,
         limit: u32,
     ) -> Result<Vec<KeyRecord>, ApiError> {
-        let application = match application {
+        let application = match query.application {
             Some(uuid) => Some(self.application(uuid)?.id),
             None => self.scope.application(),
         };
-        Ok(self.store.list_keys(&KeyFilter { application, status, before, limit })?)
+        let filter = KeyFilter {
+            application,
+            status: query.status,
+            owner: query.owner.clone(),
+            text: query.text.clone(),
+            expiring: query.expiring_within_ms.map(|ms| (now, now.plus_millis(ms))),
+            unused_since: query.unused_for_ms.map(|ms| now.plus_millis(-ms)),
+            before,
+            limit,
+        };
+        Ok(self.store.list_keys(&filter)?)
     }
 
     /// The application with this UUID, if it is in scope (404 otherwise).

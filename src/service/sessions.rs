@@ -134,9 +134,11 @@ mod tests {
             uuid: uuid::Uuid::new_v4(),
             grants: std::sync::Arc::new(Grants::root()),
             status: Status::Active,
+            enabled: true,
             expires_at,
             application_id: None,
             application_uuid: None,
+            labels: None,
         }
     }
 

@@ -20,6 +20,8 @@ pub enum Code {
     Revoked,
     /// Deleted (by value or by the clients family).
     Deleted,
+    /// Turned off (by `PATCH … {"enabled": false}`) until enabled again.
+    Disabled,
     /// Past its expiry.
     Expired,
     /// Usable, but no grant covers the path and access asked about.
@@ -31,15 +33,23 @@ pub enum Code {
 impl Code {
     /// Every code, in the order the OpenAPI document lists them. The match makes a new variant
     /// a compile error here until it is listed.
-    pub const ALL: [Code; 7] =
-        [Code::Valid, Code::NotFound, Code::Revoked, Code::Deleted, Code::Expired, Code::Forbidden, Code::RateLimited];
+    pub const ALL: [Code; 8] = [
+        Code::Valid,
+        Code::NotFound,
+        Code::Revoked,
+        Code::Deleted,
+        Code::Disabled,
+        Code::Expired,
+        Code::Forbidden,
+        Code::RateLimited,
+    ];
 
     /// True for the outcomes that spend the caller's failed-authentication budget: the
     /// credential itself is bad. A good key asking about a path it has no grant for
     /// (`Forbidden`) is not a failed authentication, and spends nothing.
     pub fn is_failure(self) -> bool {
         match self {
-            Code::NotFound | Code::Revoked | Code::Deleted | Code::Expired => true,
+            Code::NotFound | Code::Revoked | Code::Deleted | Code::Disabled | Code::Expired => true,
             Code::Valid | Code::Forbidden | Code::RateLimited => false,
         }
     }
@@ -67,6 +77,7 @@ pub fn judge(record: Option<&KeyAuth>, need: &Need, now: Timestamp) -> Code {
     match k.standing(now) {
         Standing::Revoked => return Code::Revoked,
         Standing::Deleted => return Code::Deleted,
+        Standing::Disabled => return Code::Disabled,
         Standing::Expired => return Code::Expired,
         Standing::Usable => {}
     }
@@ -89,9 +100,11 @@ mod tests {
             uuid: uuid::Uuid::nil(),
             grants: std::sync::Arc::new(Grants::single(GrantPath::parse("/data").unwrap(), Access::Read)),
             status,
+            enabled: true,
             expires_at: expires_at.map(Timestamp::from_millis),
             application_id: None,
             application_uuid: None,
+            labels: None,
         }
     }
 
@@ -113,6 +126,9 @@ mod tests {
             (Some(record(Status::Active, Some(1001))), &Need::Usable, Code::Valid),
             (Some(record(Status::Revoked, None)), &Need::Usable, Code::Revoked),
             (Some(record(Status::Deleted, Some(1))), &Need::Usable, Code::Deleted),
+            (Some(KeyAuth { enabled: false, ..record(Status::Active, None) }), &read_data, Code::Disabled),
+            (Some(KeyAuth { enabled: false, ..record(Status::Active, Some(1)) }), &Need::Usable, Code::Disabled),
+            (Some(KeyAuth { enabled: false, ..record(Status::Revoked, None) }), &Need::Usable, Code::Revoked),
         ];
         for (rec, need, want) in rows {
             assert_eq!(judge(rec.as_ref(), need, now), want, "{rec:?} {need:?}");
@@ -122,6 +138,6 @@ mod tests {
     #[test]
     fn only_a_bad_credential_is_a_failure() {
         let failures: Vec<Code> = Code::ALL.into_iter().filter(|c| c.is_failure()).collect();
-        assert_eq!(failures, [Code::NotFound, Code::Revoked, Code::Deleted, Code::Expired]);
+        assert_eq!(failures, [Code::NotFound, Code::Revoked, Code::Deleted, Code::Disabled, Code::Expired]);
     }
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::grants::Grants;
 use crate::domain::key_format::KeyHash;
-use crate::domain::model::{Action, AppId, Application, AuditContext, KeyAuth, KeyId, KeyRecord, Status};
+use crate::domain::model::{Action, AppId, Application, AuditContext, KeyAuth, KeyId, KeyRecord, Meta, Status};
 use crate::domain::timestamp::Timestamp;
 
 pub use sqlite::{ChangeMarker, Db};
@@ -82,40 +82,114 @@ pub struct NewKeyRow<'a> {
     pub created_by: Option<KeyId>,
     /// Its application.
     pub application_id: Option<AppId>,
+    /// Who it belongs to.
+    pub owner: Option<&'a str>,
+    /// Its metadata.
+    pub meta: Option<&'a Meta>,
+    /// The key it replaces, when made by a rotation.
+    pub rotated_from: Option<KeyId>,
+}
+
+/// What an update changes on a key: `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyChanges {
+    /// New title.
+    pub title: Option<String>,
+    /// New grants.
+    pub grants: Option<Grants>,
+    /// New expiry (`Some(None)`: never).
+    pub expires_at: Option<Option<Timestamp>>,
+    /// New owner (`Some(None)`: none).
+    pub owner: Option<Option<String>>,
+    /// New metadata (`Some(None)`: none).
+    pub meta: Option<Option<Meta>>,
+    /// On or off.
+    pub enabled: Option<bool>,
+    /// The key that replaced this one.
+    pub rotated_to: Option<KeyId>,
 }
 
 /// Which keys a listing returns: newest first, ids below `before`, at most `limit`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct KeyFilter {
     /// Only this application's keys; every key when `None`.
     pub application: Option<AppId>,
     /// Only keys with this status.
     pub status: Option<Status>,
+    /// Only keys with this owner.
+    pub owner: Option<String>,
+    /// Only keys whose title (any case) or display prefix holds this text.
+    pub text: Option<String>,
+    /// Only keys expiring in `(now, .0]`: `(now, until)`.
+    pub expiring: Option<(Timestamp, Timestamp)>,
+    /// Only keys not used (or, never used, not created) since this instant.
+    pub unused_since: Option<Timestamp>,
     /// Only ids below this one (the previous page's last).
     pub before: Option<KeyId>,
     /// At most this many.
     pub limit: u32,
 }
 
-/// One stored audit row, for tests and the command line.
+/// What one audit row records, besides who and when (`AuditContext`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditRow {
-    /// `create`, `revoke` or `delete`.
-    pub action: String,
-    /// The key acted on.
-    pub key_id: KeyId,
-    /// The actor.
+pub struct AuditEntry {
+    /// What happened.
+    pub action: Action,
+    /// The key it happened to (none for an application's creation).
+    pub key: Option<KeyId>,
+    /// The key's application, or the application made.
+    pub application: Option<AppId>,
+    /// What changed, as JSON (never a hash or plaintext).
+    pub changes: Option<serde_json::Value>,
+}
+
+/// One stored audit row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEvent {
+    /// Its id: the change feed's order.
+    pub id: i64,
+    /// When.
+    pub at: Timestamp,
+    /// What happened.
+    pub action: Action,
+    /// The key it happened to.
+    pub key_id: Option<KeyId>,
+    /// The application concerned.
+    pub application_id: Option<AppId>,
+    /// That application's public UUID.
+    pub application_uuid: Option<Uuid>,
+    /// Who did it (`None`: bootstrap or the command line).
     pub actor_key_id: Option<KeyId>,
-    /// The request.
+    /// Under which request.
     pub request_id: Option<String>,
+    /// What changed.
+    pub changes: Option<serde_json::Value>,
+}
+
+/// Which audit rows a listing returns: newest first, ids below `before`, at most `limit`.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Only rows of this application.
+    pub application: Option<AppId>,
+    /// Only rows of this key.
+    pub key: Option<KeyId>,
+    /// Only this action.
+    pub action: Option<Action>,
+    /// Only rows at or after this instant.
+    pub since: Option<Timestamp>,
+    /// Only ids below this one.
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
 }
 
 /// Grants texts already parsed, shared by every key that has them: a million keys with a
 /// few distinct grant sets hold a few `Grants` values.
 pub type Interned = HashMap<String, Arc<Grants>>;
 
-/// One entry of the change feed: the audit row's id, and the changed key's current state.
-pub type Change = (i64, KeyHash, KeyAuth);
+/// One entry of the change feed: the audit row's id, and the changed key's current state
+/// (none for a row that changed no key).
+pub type Change = (i64, Option<(KeyHash, KeyAuth)>);
 
 /// Statements on keys and their `last_used_at`.
 pub trait KeyStore {
@@ -133,6 +207,8 @@ pub trait KeyStore {
     fn mark_revoked(&self, id: KeyId, at: Timestamp) -> Result<bool, StoreError>;
     /// Marks a key deleted (from active or revoked). False when it was already deleted.
     fn mark_deleted(&self, id: KeyId, at: Timestamp) -> Result<bool, StoreError>;
+    /// Applies `changes` to key `id`.
+    fn update_key(&self, id: KeyId, changes: &KeyChanges) -> Result<(), StoreError>;
     /// Moves the key's `last_used_at` forward to `at`, never backward.
     fn touch_last_used(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError>;
     /// True when any key exists.
@@ -151,9 +227,9 @@ pub trait KeyStore {
 /// Statements on the audit trail, which is also the change feed of keys.
 pub trait AuditStore {
     /// Appends one audit row.
-    fn insert_audit(&self, action: Action, key: KeyId, ctx: &AuditContext) -> Result<(), StoreError>;
-    /// Every audit row of one key, oldest first.
-    fn audit_for_key(&self, key: KeyId) -> Result<Vec<AuditRow>, StoreError>;
+    fn insert_audit(&self, entry: &AuditEntry, ctx: &AuditContext) -> Result<(), StoreError>;
+    /// The rows `filter` selects, newest first.
+    fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
     /// The newest audit row's id (0 for none): where a reader of the change feed starts.
     fn last_audit_id(&self) -> Result<i64, StoreError>;
     /// The change feed: audit rows after `after`, oldest first, at most `limit`, each with the
@@ -165,8 +241,6 @@ pub trait AuditStore {
 pub trait ApplicationStore {
     /// Inserts an application and returns it.
     fn insert_application(&self, uuid: Uuid, name: &str, at: Timestamp) -> Result<Application, StoreError>;
-    /// Appends the audit row of a new application.
-    fn insert_application_audit(&self, app: AppId, ctx: &AuditContext) -> Result<(), StoreError>;
     /// The application with this UUID.
     fn find_application_by_uuid(&self, uuid: Uuid) -> Result<Option<Application>, StoreError>;
     /// Every application, or only `only` when given, newest first.

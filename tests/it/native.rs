@@ -6,7 +6,7 @@ use apikeyd::domain::grants::{Access, Grants};
 use apikeyd::domain::key_format::ApiKey;
 use apikeyd::domain::model::KeyId;
 use apikeyd::domain::timestamp::Timestamp;
-use apikeyd::storage::AuditStore;
+use apikeyd::storage::{AuditFilter, AuditStore};
 use serde_json::{json, Value};
 
 use crate::support::{assert_native_error, assert_request_id, bearer, grants, TestApp};
@@ -111,7 +111,7 @@ async fn create_refuses_every_bad_body_and_changes_nothing() {
         assert_eq!(r.body["error"]["message"], "Invalid title", "{name}: {}", r.raw);
     }
     let rows: Vec<(&str, Value, u16, &str)> = vec![
-        ("unknown field", json!({"title": "t", "owner": "x"}), 400, "invalid_request"),
+        ("unknown field", json!({"title": "t", "team": "x"}), 400, "invalid_request"),
         ("grants not a list", json!({"title": "t", "grants": "/"}), 400, "invalid_request"),
         ("empty grants", json!({"title": "t", "grants": []}), 400, "invalid_request"),
         (
@@ -274,7 +274,9 @@ async fn revoked_key_fails_from_the_next_request_and_retries_are_safe() {
     let again = app.send(TestRequest::delete().uri(&uri).insert_header(bearer(&app.root))).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body["data"], json!({"id": id, "status": "revoked"}));
-    let audit = app.conn().audit_for_key(KeyId(id)).unwrap();
+    let mut audit =
+        app.conn().list_audit(&AuditFilter { key: Some(KeyId(id)), limit: 10, ..AuditFilter::default() }).unwrap();
+    audit.reverse();
     assert_eq!(audit.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(), ["create", "revoke"]);
     assert_eq!(audit[1].actor_key_id, Some(KeyId(1)));
     assert_eq!(audit[1].request_id.as_deref(), Some(revoke_request_id.as_str()));
@@ -319,7 +321,7 @@ async fn unknown_routes_and_wrong_methods_use_the_envelope() {
     assert_eq!(r.headers.get("allow").unwrap(), "GET, POST");
     let r = app.send(TestRequest::post().uri("/api/v1/keys/1").insert_header(bearer(&app.root))).await;
     assert_native_error(&r, 405, "method_not_allowed");
-    assert_eq!(r.headers.get("allow").unwrap(), "GET, DELETE");
+    assert_eq!(r.headers.get("allow").unwrap(), "GET, PATCH, DELETE");
     let r = app.send(TestRequest::get().uri("/healthz")).await;
     assert_eq!((r.status.as_u16(), r.raw.as_str()), (200, "ok"));
 }

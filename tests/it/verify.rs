@@ -7,7 +7,7 @@ use apikeyd::domain::grants::{Access, Grants};
 use apikeyd::domain::key_format::ApiKey;
 use apikeyd::domain::model::{Action, AuditContext, KeyId};
 use apikeyd::domain::timestamp::Timestamp;
-use apikeyd::storage::AuditStore;
+use apikeyd::storage::{AuditEntry, AuditStore};
 use serde_json::{json, Value};
 
 use crate::support::{assert_native_error, assert_request_id, bearer, grants, insert_fixture_key, TestApp};
@@ -50,7 +50,21 @@ async fn verify_answers_every_code_with_the_documented_fields() {
         assert_eq!(r.body["success"], true);
         let data = r.body["data"].as_object().unwrap();
         let fields: Vec<&str> = data.keys().map(String::as_str).collect();
-        assert_eq!(fields, ["valid", "code", "key_id", "key_uuid", "application_id", "grants", "expires_at"]);
+        assert_eq!(
+            fields,
+            [
+                "valid",
+                "code",
+                "key_id",
+                "key_uuid",
+                "application_id",
+                "grants",
+                "expires_at",
+                "owner",
+                "meta",
+                "enabled"
+            ]
+        );
         assert_eq!(data["code"], code, "{body}");
         assert_eq!(data["valid"], code == "VALID", "{body}");
         assert_eq!(data["key_id"].is_null(), code == "NOT_FOUND", "{body}");
@@ -187,7 +201,8 @@ async fn an_oversized_feed_clears_the_index_which_stays_right_and_warms_again() 
         .collect();
     tx.execute("UPDATE api_keys SET status = 'revoked', revoked_at = 1 WHERE id = ?1", [kept_id.0]).unwrap();
     let ctx = AuditContext { actor: None, request_id: None, at: Timestamp::now() };
-    tx.insert_audit(Action::Revoke, kept_id, &ctx).unwrap();
+    let entry = AuditEntry { action: Action::Revoke, key: Some(kept_id), application: None, changes: None };
+    tx.insert_audit(&entry, &ctx).unwrap();
     tx.commit().unwrap();
     // The next look-ups clear the map and stay right: the revoke is seen, bulk keys are found.
     assert_eq!(app.verify_code(&kept).await, "REVOKED");

@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use crate::domain::model::{AppId, Application, AuditContext};
+use crate::domain::model::{AppId, Application};
 use crate::domain::timestamp::Timestamp;
 use crate::storage::{ApplicationStore, StoreError};
 
@@ -12,15 +12,6 @@ impl ApplicationStore for Connection {
         self.prepare_cached("INSERT INTO applications (uuid, name, created_at) VALUES (?1, ?2, ?3)")?
             .execute(params![uuid.to_string(), name, at.millis()])?;
         Ok(Application { id: AppId(self.last_insert_rowid()), uuid, name: name.to_owned(), created_at: at })
-    }
-
-    fn insert_application_audit(&self, app: AppId, ctx: &AuditContext) -> Result<(), StoreError> {
-        self.prepare_cached(
-            "INSERT INTO application_audit (at, action, application_id, actor_key_id, request_id) \
-             VALUES (?1, 'create', ?2, ?3, ?4)",
-        )?
-        .execute(params![ctx.at.millis(), app.0, ctx.actor.map(|k| k.0), ctx.request_id])?;
-        Ok(())
     }
 
     fn find_application_by_uuid(&self, uuid: Uuid) -> Result<Option<Application>, StoreError> {

@@ -8,14 +8,15 @@ use uuid::Uuid;
 
 use crate::domain::grants::{GrantBody, Grants};
 use crate::domain::key_format::KeyHash;
-use crate::domain::model::{AppId, KeyAuth, KeyId, KeyRecord, Status};
+use crate::domain::model::{AppId, KeyAuth, KeyId, KeyRecord, Labels, Meta, Status};
 use crate::domain::timestamp::Timestamp;
-use crate::storage::{Interned, KeyFilter, KeyStore, NewKeyRow, StoreError};
+use crate::storage::{Interned, KeyChanges, KeyFilter, KeyStore, NewKeyRow, StoreError};
 
 const COLUMNS: &str = "id, uuid, title, prefix, grants, status, created_at, revoked_at, deleted_at, \
                        expires_at, (SELECT u.last_used_at FROM key_usage u WHERE u.key_id = api_keys.id), \
                        created_by, application_id, \
-                       (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id)";
+                       (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id), \
+                       enabled, owner, meta, rotated_from, rotated_to";
 
 impl KeyStore for Connection {
     fn insert_key(&self, row: &NewKeyRow<'_>) -> Result<KeyRecord, StoreError> {
@@ -23,7 +24,8 @@ impl KeyStore for Connection {
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         self.prepare_cached(
             "INSERT INTO api_keys (uuid, title, prefix, key_hash, grants, created_at, expires_at, \
-             created_by, application_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             created_by, application_id, owner, meta, rotated_from) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
             row.uuid.to_string(),
@@ -35,6 +37,9 @@ impl KeyStore for Connection {
             row.expires_at.map(Timestamp::millis),
             row.created_by.map(|k| k.0),
             row.application_id.map(|a| a.0),
+            row.owner,
+            row.meta.map(Meta::as_str),
+            row.rotated_from.map(|k| k.0),
         ])?;
         let id = KeyId(self.last_insert_rowid());
         self.find_key_by_id(id)?.ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
@@ -61,12 +66,20 @@ impl KeyStore for Connection {
             .optional()?)
     }
 
+    /// Every filter is a parameter of one statement (NULL: not asked), so the statement is
+    /// prepared once. The unused filter reads the flushed `last_used_at`, which trails real use
+    /// by at most a flush interval and the one-minute resolution (`service::usage`).
     fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         let mut stmt = self.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM api_keys \
              WHERE id < :before \
                AND (:app IS NULL OR application_id = :app) \
                AND (:status IS NULL OR status = :status) \
+               AND (:owner IS NULL OR owner = :owner) \
+               AND (:text IS NULL OR instr(lower(title), lower(:text)) > 0 OR instr(prefix, :text) > 0) \
+               AND (:expiring_after IS NULL OR (expires_at > :expiring_after AND expires_at <= :expiring_until)) \
+               AND (:unused_since IS NULL OR coalesce((SELECT u.last_used_at FROM key_usage u \
+                                                       WHERE u.key_id = api_keys.id), created_at) < :unused_since) \
              ORDER BY id DESC LIMIT :limit"
         ))?;
         let rows = stmt.query_map(
@@ -74,11 +87,51 @@ impl KeyStore for Connection {
                 ":before": filter.before.map_or(i64::MAX, |k| k.0),
                 ":app": filter.application.map(|a| a.0),
                 ":status": filter.status.map(Status::as_str),
+                ":owner": filter.owner,
+                ":text": filter.text,
+                ":expiring_after": filter.expiring.map(|(from, _)| from.millis()),
+                ":expiring_until": filter.expiring.map(|(_, until)| until.millis()),
+                ":unused_since": filter.unused_since.map(Timestamp::millis),
                 ":limit": filter.limit,
             },
             from_row,
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One statement whatever changes: each field is set only when its flag says so.
+    fn update_key(&self, id: KeyId, c: &KeyChanges) -> Result<(), StoreError> {
+        let grants_json = c
+            .grants
+            .as_ref()
+            .map(|g| serde_json::to_string(&g.to_bodies()))
+            .transpose()
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        self.prepare_cached(
+            "UPDATE api_keys SET \
+                 title = coalesce(?2, title), \
+                 grants = coalesce(?3, grants), \
+                 expires_at = CASE WHEN ?4 THEN ?5 ELSE expires_at END, \
+                 owner = CASE WHEN ?6 THEN ?7 ELSE owner END, \
+                 meta = CASE WHEN ?8 THEN ?9 ELSE meta END, \
+                 enabled = coalesce(?10, enabled), \
+                 rotated_to = coalesce(?11, rotated_to) \
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            id.0,
+            c.title,
+            grants_json,
+            c.expires_at.is_some(),
+            c.expires_at.flatten().map(Timestamp::millis),
+            c.owner.is_some(),
+            c.owner.clone().flatten(),
+            c.meta.is_some(),
+            c.meta.as_ref().and_then(|m| m.as_ref().map(|m| m.as_str().to_owned())),
+            c.enabled,
+            c.rotated_to.map(|k| k.0),
+        ])?;
+        Ok(())
     }
 
     fn mark_revoked(&self, id: KeyId, at: Timestamp) -> Result<bool, StoreError> {
@@ -143,7 +196,8 @@ impl KeyStore for Connection {
 /// The columns [`auth_from_row`] reads, in its order, for a query on `api_keys`.
 pub(super) const AUTH_COLUMNS: &str = "api_keys.key_hash, api_keys.id, api_keys.uuid, api_keys.grants, \
      api_keys.status, api_keys.expires_at, api_keys.application_id, \
-     (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id)";
+     (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id), \
+     api_keys.enabled, api_keys.owner, api_keys.meta";
 
 /// A key's hash and authentication view from [`AUTH_COLUMNS`], starting at column `at`.
 pub(super) fn auth_from_row(row: &Row<'_>, at: usize, interned: &mut Interned) -> rusqlite::Result<(KeyHash, KeyAuth)> {
@@ -175,8 +229,20 @@ pub(super) fn auth_from_row(row: &Row<'_>, at: usize, interned: &mut Interned) -
             .get::<_, Option<String>>(at + 7)?
             .map(|u| Uuid::parse_str(&u).map_err(|_| bad(7, "application uuid")))
             .transpose()?,
+        enabled: row.get(at + 8)?,
+        labels: Labels::of(row.get(at + 9)?, meta_at(row, at + 10)?),
     };
     Ok((KeyHash(hash), auth))
+}
+
+/// The stored metadata in column `col`, re-checked as it is read.
+fn meta_at(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<Meta>> {
+    row.get::<_, Option<String>>(col)?
+        .map(|text| {
+            Meta::parse(&text)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e)))
+        })
+        .transpose()
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
@@ -208,6 +274,11 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
             .get::<_, Option<String>>(13)?
             .map(|u| Uuid::parse_str(&u).map_err(|_| bad(13, "application uuid")))
             .transpose()?,
+        enabled: row.get(14)?,
+        owner: row.get(15)?,
+        meta: meta_at(row, 16)?,
+        rotated_from: row.get::<_, Option<i64>>(17)?.map(KeyId),
+        rotated_to: row.get::<_, Option<i64>>(18)?.map(KeyId),
     })
 }
 
@@ -235,13 +306,16 @@ mod tests {
                 expires_at: None,
                 created_by: None,
                 application_id: app,
+                owner: None,
+                meta: None,
+                rotated_from: None,
             })
             .unwrap();
         (key, rec)
     }
 
     fn page(application: Option<AppId>, before: Option<KeyId>, status: Option<Status>, limit: u32) -> KeyFilter {
-        KeyFilter { application, status, before, limit }
+        KeyFilter { application, status, before, limit, ..KeyFilter::default() }
     }
 
     #[test]

@@ -29,7 +29,7 @@ use writer::Writer;
 /// The complete current schema.
 const SCHEMA: &str = include_str!("../../../schema.sql");
 /// The schema version `SCHEMA` produces.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// Steps from version N to N+1, for N = 1, 2, ...; each runs in its own transaction.
 /// Never edit a shipped step: add one and update schema.sql to match.
 const MIGRATIONS: &[&str] = &[
@@ -49,6 +49,43 @@ const MIGRATIONS: &[&str] = &[
          actor_key_id    INTEGER REFERENCES api_keys (id),
          request_id      TEXT
      ) STRICT;",
+    // 2 -> 3: keys gain owner, meta, enabled and rotation links; audit_log covers every
+    // change to keys and applications (application_audit folds into it) and says what changed.
+    // The audit ids are renumbered in time order: only the running server's key index holds
+    // one, in memory, and it is rebuilt at start. The table is rebuilt under its own name (not
+    // renamed), so its CREATE text is exactly schema.sql's.
+    "ALTER TABLE api_keys ADD COLUMN owner TEXT;
+     ALTER TABLE api_keys ADD COLUMN meta TEXT;
+     ALTER TABLE api_keys ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1));
+     ALTER TABLE api_keys ADD COLUMN rotated_from INTEGER REFERENCES api_keys (id);
+     ALTER TABLE api_keys ADD COLUMN rotated_to INTEGER REFERENCES api_keys (id);
+     CREATE TEMP TABLE audit_v3 AS
+         SELECT at, action, key_id, application_id, actor_key_id, request_id FROM (
+             SELECT a.at, a.action, a.key_id, k.application_id, a.actor_key_id, a.request_id, 0 AS src, a.id AS n
+                 FROM audit_log a JOIN api_keys k ON k.id = a.key_id
+             UNION ALL
+             SELECT at, 'create_application', NULL, application_id, actor_key_id, request_id, 1, id
+                 FROM application_audit)
+         ORDER BY at, src, n;
+     DROP TABLE application_audit;
+     DROP TABLE audit_log;
+     CREATE TABLE audit_log (
+         id              INTEGER PRIMARY KEY,
+         at              INTEGER NOT NULL,
+         action          TEXT    NOT NULL CHECK (action IN ('create', 'revoke', 'delete', 'update', 'disable',
+                                                            'enable', 'rotate', 'import', 'create_application')),
+         key_id          INTEGER REFERENCES api_keys (id),
+         application_id  INTEGER REFERENCES applications (id),
+         actor_key_id    INTEGER REFERENCES api_keys (id),
+         request_id      TEXT,
+         changes         TEXT,
+         CHECK (key_id IS NOT NULL OR action = 'create_application')
+     ) STRICT;
+     INSERT INTO audit_log (at, action, key_id, application_id, actor_key_id, request_id)
+         SELECT at, action, key_id, application_id, actor_key_id, request_id FROM temp.audit_v3 ORDER BY rowid;
+     DROP TABLE temp.audit_v3;
+     CREATE INDEX audit_log_by_key ON audit_log (key_id);
+     CREATE INDEX audit_log_by_application ON audit_log (application_id, id);",
 ];
 /// Pool of read connections.
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;

@@ -26,7 +26,7 @@ use actix_web::test::{self, TestRequest};
 use actix_web::web;
 use apikeyd::config::Config;
 use apikeyd::domain::grants::{Access, GrantBody, GrantPath, Grants};
-use apikeyd::domain::key_format::ApiKey;
+use apikeyd::domain::key_format::{ApiKey, KeyPrefix};
 use apikeyd::domain::model::{Action, AppId, Application, AuditContext, KeyId, KeyRecord};
 use apikeyd::domain::timestamp::Timestamp;
 use apikeyd::error::Op;
@@ -34,7 +34,7 @@ use apikeyd::service::authority::Actor;
 use apikeyd::service::manage::{self, Manage};
 use apikeyd::service::scope::KeyRef;
 use apikeyd::storage::sqlite::open_connection;
-use apikeyd::storage::{ApplicationStore, AuditStore, Db, KeyStore, NewKeyRow};
+use apikeyd::storage::{ApplicationStore, AuditEntry, AuditStore, Db, KeyStore, NewKeyRow};
 use apikeyd::AppState;
 use serde_json::{json, Value};
 
@@ -213,14 +213,14 @@ impl TestApp {
     /// Revokes key `id` from outside the app.
     pub async fn revoke_direct(&self, id: KeyId) {
         let manager = Actor::operator().manager(Op::Manage).unwrap();
-        Manage::new(self.elsewhere(), &manager).revoke_key(KeyRef::Id(id)).await.unwrap();
+        Manage::new(self.elsewhere(), &manager, &KeyPrefix::default()).revoke_key(KeyRef::Id(id)).await.unwrap();
     }
 
     /// Deletes the key whose plaintext is `key` from outside the app.
     pub async fn delete_direct(&self, key: &str) {
         let manager = Actor::operator().manager(Op::Manage).unwrap();
         let key = ApiKey::parse(key).unwrap();
-        Manage::new(self.elsewhere(), &manager).delete_key_by_value(key).await.unwrap();
+        Manage::new(self.elsewhere(), &manager, &KeyPrefix::default()).delete_key_by_value(key).await.unwrap();
     }
 
     /// A second handle on the database file, not the app's, through which the operator's
@@ -252,9 +252,13 @@ pub fn insert_fixture_key(
             expires_at,
             created_by: None,
             application_id,
+            owner: None,
+            meta: None,
+            rotated_from: None,
         })
         .unwrap();
-    conn.insert_audit(Action::Create, rec.id, &AuditContext { actor: None, request_id: None, at: now }).unwrap();
+    let entry = AuditEntry { action: Action::Create, key: Some(rec.id), application: application_id, changes: None };
+    conn.insert_audit(&entry, &AuditContext { actor: None, request_id: None, at: now }).unwrap();
     rec
 }
 

@@ -1,34 +1,33 @@
-//! The command line: `apikeyd [serve]` runs the server (`server`); `apikeyd keys
-//! create|list|revoke|seed` administer the same database file through the same core as the
-//! HTTP families (`service::manage`), acting as the operator: a global root authority, since
-//! whoever holds the file holds every key in it. The commands are safe while a server runs
-//! on the file: WAL lets them read alongside it, busy_timeout makes writers take turns, and
-//! every change they make writes its audit row in the same transaction. The server's key
-//! index notices any commit and applies the change feed before answering (see
-//! `service::index`), so a command-line revoke is honoured from the server's next request.
+//! The command line: `apikeyd [serve]` runs the server (`server`); `apikeyd keys …`,
+//! `apikeyd applications …` and `apikeyd audit` administer the same database file through the
+//! same core as the HTTP families (`service::manage`), acting as the operator: a global root
+//! authority, since whoever holds the file holds every key in it (`commands`). Output is an
+//! aligned table for people, or JSON with `--json` (`output`). The commands are safe while a
+//! server runs on the file: WAL lets them read alongside it, busy_timeout makes writers take
+//! turns, and every change they make writes its audit row in the same transaction. The
+//! server's key index notices any commit and applies the change feed before answering (see
+//! `service::index`), so a command-line change is honoured from the server's next request.
+
+mod commands;
+mod output;
 
 use std::error::Error;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
     Config, ForwardAuthHeaders, DEFAULT_BIND, DEFAULT_DB, DEFAULT_FAILURE_BURST, DEFAULT_FAILURE_REFILL_PER_SEC,
-    DEFAULT_JWT_TTL, MAX_CONNECTIONS_LIMIT, MAX_CONNECTIONS_PER_WORKER, MAX_JWT_TTL_SECS, MAX_PAGE_SIZE, MAX_WORKERS,
-    SEED_CHUNK,
+    DEFAULT_JWT_TTL, DEFAULT_KEY_PREFIX, MAX_CONNECTIONS_LIMIT, MAX_CONNECTIONS_PER_WORKER, MAX_JWT_TTL_SECS,
+    MAX_WORKERS,
 };
-use crate::domain::grants::{Access, GrantBody, GrantPath, Grants};
-use crate::domain::key_format::ApiKey;
-use crate::domain::model::{KeyId, Standing};
-use crate::domain::new_key::{NewKey, Title};
-use crate::domain::timestamp::Timestamp;
+use crate::domain::key_format::{ApiKey, KeyPrefix};
 use crate::error::Op;
 use crate::server::{self, ServeOptions, ROOT_KEY_ENV};
 use crate::service::authority::{Actor, Manager};
-use crate::service::manage::{Manage, PageRequest};
-use crate::service::scope::KeyRef;
+use crate::service::manage::Manage;
 use crate::storage::Db;
+use commands::{ApplicationsCommand, AuditArgs, KeysCommand};
 
 /// Anything that stops a command.
 pub type CliResult = Result<(), Box<dyn Error>>;
@@ -47,9 +46,14 @@ pub struct Cli {
 enum Command {
     /// Run the HTTP server (the default).
     Serve(ServeArgs),
-    /// Administer keys offline, on the database file.
+    /// Administer keys on the database file.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Administer applications on the database file.
+    #[command(subcommand)]
+    Applications(ApplicationsCommand),
+    /// Read the audit trail, newest first.
+    Audit(AuditArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -86,6 +90,8 @@ struct ServeArgs {
     /// `forwarded` (Traefik, Caddy), or `auto` (either; both present and different is 403).
     #[arg(long = "forward-auth-headers", env = "APIKEYD_FORWARD_AUTH_HEADERS", value_enum, default_value_t)]
     forward_auth_headers: ForwardAuthHeaders,
+    #[command(flatten)]
+    prefix: PrefixArg,
     /// HTTP worker threads (default: one per core). A sidecar sharing a node can take one.
     #[arg(long, env = "APIKEYD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
     workers: Option<u16>,
@@ -102,46 +108,13 @@ struct DbArg {
     path: PathBuf,
 }
 
-#[derive(Subcommand, Debug)]
-enum KeysCommand {
-    /// Create a key and print it once.
-    Create {
-        #[command(flatten)]
-        db: DbArg,
-        /// Label.
-        #[arg(long)]
-        title: String,
-        /// ACCESS:PATH, e.g. write:/uploads (repeatable). Default: read_write:/.
-        #[arg(long = "grant")]
-        grants: Vec<String>,
-        /// RFC 3339 expiry.
-        #[arg(long)]
-        expires_at: Option<String>,
-    },
-    /// Create many keys at once (for load tests and benchmarks); prints each key once, one
-    /// per line, after the transaction holding it has committed.
-    Seed {
-        #[command(flatten)]
-        db: DbArg,
-        /// How many keys.
-        #[arg(long)]
-        count: u64,
-        /// ACCESS:PATH, e.g. read:/data (repeatable). Default: read_write:/.
-        #[arg(long = "grant")]
-        grants: Vec<String>,
-    },
-    /// List keys, newest first (metadata only).
-    List {
-        #[command(flatten)]
-        db: DbArg,
-    },
-    /// Revoke a key by numeric id.
-    Revoke {
-        #[command(flatten)]
-        db: DbArg,
-        /// The key's numeric id.
-        id: String,
-    },
+#[derive(Args, Debug, Clone)]
+struct PrefixArg {
+    /// What new keys start with: 2 to 16 characters, a letter, then letters, digits or _,
+    /// ending in - or _ (e.g. acme_live_). Keys made with another prefix keep working.
+    #[arg(long = "key-prefix", env = "APIKEYD_KEY_PREFIX", default_value = DEFAULT_KEY_PREFIX,
+          value_parser = |s: &str| KeyPrefix::parse(s).map(|_| s.to_owned()))]
+    key_prefix: String,
 }
 
 /// What the command line asks for, once "no subcommand" has been read as `serve`.
@@ -149,6 +122,8 @@ enum KeysCommand {
 enum Action {
     Serve(ServeArgs),
     Keys(KeysCommand),
+    Applications(ApplicationsCommand),
+    Audit(AuditArgs),
 }
 
 impl Cli {
@@ -157,6 +132,8 @@ impl Cli {
             None => Action::Serve(self.serve),
             Some(Command::Serve(args)) => Action::Serve(args),
             Some(Command::Keys(keys)) => Action::Keys(keys),
+            Some(Command::Applications(apps)) => Action::Applications(apps),
+            Some(Command::Audit(args)) => Action::Audit(args),
         }
     }
 }
@@ -165,12 +142,9 @@ impl Cli {
 pub fn run(cli: Cli) -> CliResult {
     match cli.action() {
         Action::Serve(args) => serve(args),
-        Action::Keys(KeysCommand::Create { db, title, grants, expires_at }) => {
-            create(&db.path, &title, &grants, expires_at.as_deref())
-        }
-        Action::Keys(KeysCommand::Seed { db, count, grants }) => seed(&db.path, count, &grants),
-        Action::Keys(KeysCommand::List { db }) => list(&db.path),
-        Action::Keys(KeysCommand::Revoke { db, id }) => revoke(&db.path, &id),
+        Action::Keys(command) => commands::keys(command),
+        Action::Applications(command) => commands::applications(command),
+        Action::Audit(args) => commands::audit(args),
     }
 }
 
@@ -207,92 +181,23 @@ fn serve(args: ServeArgs) -> CliResult {
             failure_burst: args.failure_burst,
             failure_refill_per_sec: args.failure_rate,
             forward_auth_headers: args.forward_auth_headers,
+            key_prefix: args.prefix.key_prefix,
         },
     })
 }
 
-/// Runs `work` against the database at `path` as the operator, on a runtime of its own.
+/// Runs `work` against the database at `path` as the operator, minting keys with `prefix`,
+/// on a runtime of its own.
 fn as_operator<T>(
     path: &Path,
+    prefix: &str,
     work: impl AsyncFnOnce(Manage<'_>) -> Result<T, Box<dyn Error>>,
 ) -> Result<T, Box<dyn Error>> {
+    let prefix = KeyPrefix::parse(prefix)?;
     let db = Db::open(path)?;
     let manager: Manager = Actor::operator().manager(Op::Manage)?;
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    runtime.block_on(work(Manage::new(&db, &manager)))
-}
-
-fn create(path: &Path, title: &str, grant_args: &[String], expires_at: Option<&str>) -> CliResult {
-    let title = Title::parse(title).map_err(|e| format!("--title: {e}"))?;
-    let grants = if grant_args.is_empty() { Grants::root() } else { parse_grant_args(grant_args)? };
-    let expires_at = expires_at.map(Timestamp::parse_rfc3339).transpose().map_err(|e| format!("--expires-at: {e}"))?;
-    let made = as_operator(path, async |keys| Ok(keys.create_key(NewKey::with(title, grants, expires_at)).await?))?;
-    println!("{}", made.key.expose());
-    eprintln!("created key {} ({}); this is the only time it is shown", made.record.id, made.record.prefix);
-    Ok(())
-}
-
-fn seed(path: &Path, count: u64, grant_args: &[String]) -> CliResult {
-    let grants = if grant_args.is_empty() { Grants::root() } else { parse_grant_args(grant_args)? };
-    let title = Title::parse("seeded")?;
-    as_operator(path, async |keys| {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        let mut done = 0;
-        while done < count {
-            let n = (SEED_CHUNK as u64).min(count - done);
-            let batch = (0..n).map(|_| NewKey::with(title.clone(), grants.clone(), None)).collect();
-            // Printed only after the transaction holding them has committed.
-            for made in keys.create_keys(batch).await? {
-                writeln!(out, "{}", made.key.expose())?;
-            }
-            done += n;
-        }
-        out.flush()?;
-        Ok(())
-    })
-}
-
-fn list(path: &Path) -> CliResult {
-    as_operator(path, async |keys| {
-        let now = Timestamp::now();
-        let mut cursor = None;
-        loop {
-            let page = keys.list_keys(None, None, PageRequest { limit: MAX_PAGE_SIZE, cursor }).await?;
-            for k in &page.keys {
-                let grants: Vec<String> =
-                    k.grants.iter().map(|g| format!("{}:{}", g.access.as_str(), g.path)).collect();
-                let status = match k.standing(now) {
-                    Standing::Expired => "expired",
-                    _ => k.status.as_str(),
-                };
-                println!("{}\t{}\t{}\t{}\t{}\t{}", k.id, k.uuid, status, k.prefix, grants.join(","), k.title);
-            }
-            match (page.next_cursor, page.keys.last()) {
-                (Some(_), Some(last)) => cursor = Some(last.id),
-                _ => return Ok(()),
-            }
-        }
-    })
-}
-
-fn revoke(path: &Path, id: &str) -> CliResult {
-    let id = KeyId::parse(id).ok_or("ID must be a positive integer")?;
-    let record = as_operator(path, async |keys| Ok(keys.revoke_key(KeyRef::Id(id)).await?))?;
-    println!("revoked key {} ({})", record.id, record.prefix);
-    Ok(())
-}
-
-/// `access:path` pairs from `--grant`.
-fn parse_grant_args(args: &[String]) -> Result<Grants, Box<dyn Error>> {
-    let mut bodies = Vec::with_capacity(args.len());
-    for arg in args {
-        let (access, path) = arg.split_once(':').ok_or_else(|| format!("--grant {arg}: expected ACCESS:PATH"))?;
-        let access =
-            Access::parse(access).ok_or_else(|| format!("--grant {arg}: access is read, write or read_write"))?;
-        let path = GrantPath::parse(path).map_err(|e| format!("--grant {arg}: {e}"))?;
-        bodies.push(GrantBody { path: path.as_str().to_owned(), access });
-    }
-    Ok(Grants::from_bodies(&bodies)?)
+    runtime.block_on(work(Manage::new(&db, &manager, &prefix)))
 }
 
 #[cfg(test)]
@@ -323,6 +228,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(parse(&["apikeyd", "keys", "list"]), Action::Keys(KeysCommand::List { .. })));
+        assert!(matches!(parse(&["apikeyd", "audit", "--json"]), Action::Audit(_)));
+        assert!(matches!(parse(&["apikeyd", "applications", "list"]), Action::Applications(_)));
         // Serve options belong before no subcommand or after `serve`, never both ways at once.
         assert!(Cli::try_parse_from(["apikeyd", "--bind", "127.0.0.1:9", "keys", "list"]).is_err());
     }
@@ -338,7 +245,9 @@ mod tests {
             assert_eq!(option(cmd, "bind"), (vec![DEFAULT_BIND.to_owned()], Some("APIKEYD_BIND".to_owned())));
         }
         let keys = top.find_subcommand("keys").expect("keys subcommand");
-        for name in ["create", "seed", "list", "revoke"] {
+        for name in
+            ["create", "seed", "list", "get", "update", "disable", "enable", "rotate", "revoke", "delete", "import"]
+        {
             let sub = keys.find_subcommand(name).unwrap_or_else(|| panic!("keys {name}"));
             assert_eq!(option(sub, "db"), (vec![DEFAULT_DB.to_owned()], Some("APIKEYD_DB".to_owned())), "{name}");
         }

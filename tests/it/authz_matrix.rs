@@ -79,6 +79,9 @@ fn request(endpoint: &str, w: &World) -> TestRequest {
         "list_keys" => TestRequest::get().uri("/api/v1/keys"),
         "get_key" => TestRequest::get().uri(&format!("/api/v1/keys/{vid}")),
         "revoke_key" => TestRequest::delete().uri(&format!("/api/v1/keys/{vid}")),
+        "update_key" => TestRequest::patch().uri(&format!("/api/v1/keys/{vid}")).set_json(json!({"title": "t2"})),
+        "rotate_key" => TestRequest::post().uri(&format!("/api/v1/keys/{vid}/rotate")).set_json(json!({})),
+        "list_audit" => TestRequest::get().uri("/api/v1/audit"),
         "verify" => TestRequest::post().uri("/api/v1/keys/verify").set_json(json!({"key": victim_key})),
         "auth_token" => TestRequest::post().uri("/api/v1/auth/token").set_json(json!({"api_key": victim_key})),
         "shard_create" => TestRequest::post()

@@ -277,7 +277,8 @@ fn nginx_auth_request_enforces_apikeyd_decisions() {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let server = Server::start(&dir.path().join("apikeyd.db"), &[]);
+    let server =
+        Server::start_with_args(&dir.path().join("apikeyd.db"), &["--forward-auth-headers", "original"], &[]);
     let root = server.printed_root_key().expect("root key printed on first start");
     let upstream = Upstream::start();
     let nginx = start_nginx(&bin, dir.path(), server.addr, upstream.addr);
@@ -310,6 +311,23 @@ fn nginx_auth_request_enforces_apikeyd_decisions() {
         assert!(!seen.contains("999999"), "forged X-Key-Id reached the upstream: {seen}");
         assert!(!seen.contains(&reader.to_ascii_lowercase()), "the key reached the upstream: {seen}");
     }
+
+    // The key's owner reaches the upstream as X-Key-Owner, set by nginx from apikeyd's answer;
+    // a client's own X-Key-Owner never does.
+    let (status, body) = server.request(
+        "PATCH",
+        &format!("/api/v1/keys/{reader_id}"),
+        &[("Authorization", &format!("Bearer {root}")), ("content-type", "application/json")],
+        Some(r#"{"owner": "customer-42"}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = via("GET", "/data/file", &[("x-user-api-key", &reader), ("X-Key-Owner", "forged")], None);
+    assert_eq!(status, 200);
+    let seen = last();
+    assert!(seen.contains("\r\nx-key-owner: customer-42\r\n") && !seen.contains("forged"), "{seen}");
+    // A client adding the other gateways' header cannot choose its verdict: nginx drops it, and
+    // apikeyd (--forward-auth-headers original) would not read it anyway.
+    assert_eq!(via("GET", "/admin", &[("x-user-api-key", &reader), ("X-Forwarded-Uri", "/data/x")], None).0, 403);
 
     // Write key, POST with a body: allowed, and the body still reaches the upstream (only the
     // auth subrequest drops it).

@@ -528,6 +528,49 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_database_migrates_its_audit_trails_into_one_in_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("v2.db");
+        {
+            let conn = Connection::open(&old).unwrap();
+            conn.execute_batch(include_str!("../../../tests/data/schema_v2.sql")).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO applications (id, uuid, name, created_at) VALUES (1, 'a1', 'A', 15); \
+                 INSERT INTO api_keys (id, uuid, title, prefix, key_hash, grants, created_at, application_id) \
+                 VALUES (1, 'u1', 'root', 'sk-a', zeroblob(32), '[]', 10, NULL), \
+                        (2, 'u2', 'app key', 'sk-b', randomblob(32), '[]', 20, 1); \
+                 INSERT INTO audit_log (at, action, key_id, actor_key_id, request_id) \
+                 VALUES (10, 'create', 1, NULL, NULL), (20, 'create', 2, 1, 'req_b'), (30, 'revoke', 2, 1, 'req_c'); \
+                 INSERT INTO application_audit (at, action, application_id, actor_key_id, request_id) \
+                 VALUES (15, 'create', 1, 1, 'req_a');",
+            )
+            .unwrap();
+        }
+        let migrated = open_connection(&old).unwrap();
+        let rows: Vec<(i64, String, Option<i64>, Option<i64>, Option<String>)> = migrated
+            .prepare("SELECT at, action, key_id, application_id, request_id FROM audit_log ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (10, "create".to_owned(), Some(1), None, None),
+                (15, "create_application".to_owned(), None, Some(1), Some("req_a".to_owned())),
+                (20, "create".to_owned(), Some(2), Some(1), Some("req_b".to_owned())),
+                (30, "revoke".to_owned(), Some(2), Some(1), Some("req_c".to_owned())),
+            ]
+        );
+        let enabled: i64 = migrated.query_row("SELECT min(enabled) FROM api_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(enabled, 1, "every existing key stays enabled");
+        let fresh = open_connection(&dir.path().join("fresh.db")).unwrap();
+        assert_eq!(schema_shape(&migrated), schema_shape(&fresh));
+    }
+
+    #[test]
     fn a_negative_schema_version_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.db");

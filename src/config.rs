@@ -88,6 +88,8 @@ pub const WRITE_QUEUE_DEPTH: usize = 4096;
 pub const WRITE_GROUP_MAX: usize = 512;
 /// How long a connection waits for another writer (the CLI, another process) before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The writer connection's page cache, as SQLite's `cache_size` takes it (negative: KiB).
+pub const WRITER_CACHE_KIB: i64 = -65_536;
 /// Read connections kept open for the blocking pool.
 pub const READ_POOL_SIZE: u32 = 8;
 /// Longest wait for a hot-path connection; past it the request fails closed with 5xx.

@@ -13,9 +13,9 @@ use crate::domain::model::{Action, Meta};
 use crate::domain::new_key::{NewKey, Owner, Title};
 use crate::domain::timestamp::Timestamp;
 use crate::error::ApiError;
-use crate::service::manage::{audit, Manage};
+use crate::service::manage::Manage;
 use crate::service::scope::Scoped;
-use crate::storage::NewKeyRow;
+use crate::storage::{AuditEntry, NewKeyRow};
 
 /// One key to bring in.
 #[derive(Clone, Debug)]
@@ -73,9 +73,6 @@ impl Manage<'_> {
             let ctx = actor.audit(now);
             let mut applications = HashMap::new();
             for (k, grants, expires_at) in &rows {
-                if let Some(found) = store.find_key_by_hash(&k.hash)? {
-                    return Err(refused(k.line, format!("a key with this value exists already (id {})", found.id)));
-                }
                 let application_id = match k.application {
                     None => actor.scope().application(),
                     Some(uuid) => match applications.get(&uuid) {
@@ -87,7 +84,7 @@ impl Manage<'_> {
                         }
                     },
                 };
-                let record = store.insert_key(&NewKeyRow {
+                let inserted = store.insert_key_row(&NewKeyRow {
                     uuid: Uuid::new_v4(),
                     title: k.title.as_str(),
                     prefix: &k.prefix,
@@ -101,7 +98,13 @@ impl Manage<'_> {
                     meta: k.meta.as_ref(),
                     rotated_from: None,
                 })?;
-                audit(store, Action::Import, &record, &ctx, None)?;
+                let Some(id) = inserted else {
+                    let found = store.find_key_by_hash(&k.hash)?.map_or(0, |f| f.id.0);
+                    return Err(refused(k.line, format!("a key with this value exists already (id {found})")));
+                };
+                let entry =
+                    AuditEntry { action: Action::Import, key: Some(id), application: application_id, changes: None };
+                store.insert_audit(&entry, &ctx)?;
             }
             Ok(count)
         })

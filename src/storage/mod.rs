@@ -47,6 +47,9 @@ pub enum StoreError {
     /// A pragma did not take (e.g. WAL refused on this file system).
     #[error("pragma check failed: {0}")]
     Pragma(String),
+    /// A key with the same hash exists already.
+    #[error("a key with this hash exists already")]
+    Duplicate,
     /// A stored row does not decode (a column of the wrong shape).
     #[error("stored row is malformed: {0}")]
     Malformed(&'static str),
@@ -194,7 +197,13 @@ pub type Change = (i64, Option<(KeyHash, KeyAuth)>);
 /// Statements on keys and their `last_used_at`.
 pub trait KeyStore {
     /// Inserts a new active key and returns its record.
-    fn insert_key(&self, row: &NewKeyRow<'_>) -> Result<KeyRecord, StoreError>;
+    fn insert_key(&self, row: &NewKeyRow<'_>) -> Result<KeyRecord, StoreError> {
+        let id = self.insert_key_row(row)?.ok_or(StoreError::Duplicate)?;
+        self.find_key_by_id(id)?.ok_or(StoreError::Malformed("a key vanished inside its own transaction"))
+    }
+    /// Inserts a new active key and returns its id only (for bulk work). `Ok(None)` when a
+    /// key with the same hash exists already.
+    fn insert_key_row(&self, row: &NewKeyRow<'_>) -> Result<Option<KeyId>, StoreError>;
     /// The key with this id, in any status and any application.
     fn find_key_by_id(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError>;
     /// The key with this UUID, in any status and any application.

@@ -277,8 +277,7 @@ fn nginx_auth_request_enforces_apikeyd_decisions() {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let server =
-        Server::start_with_args(&dir.path().join("apikeyd.db"), &["--forward-auth-headers", "original"], &[]);
+    let server = Server::start_with_args(&dir.path().join("apikeyd.db"), &["--forward-auth-headers", "original"], &[]);
     let root = server.printed_root_key().expect("root key printed on first start");
     let upstream = Upstream::start();
     let nginx = start_nginx(&bin, dir.path(), server.addr, upstream.addr);

@@ -19,30 +19,39 @@ const COLUMNS: &str = "id, uuid, title, prefix, grants, status, created_at, revo
                        enabled, owner, meta, rotated_from, rotated_to";
 
 impl KeyStore for Connection {
-    fn insert_key(&self, row: &NewKeyRow<'_>) -> Result<KeyRecord, StoreError> {
+    fn insert_key_row(&self, row: &NewKeyRow<'_>) -> Result<Option<KeyId>, StoreError> {
         let grants_json = serde_json::to_string(&row.grants.to_bodies())
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        self.prepare_cached(
-            "INSERT INTO api_keys (uuid, title, prefix, key_hash, grants, created_at, expires_at, \
+        let inserted = self
+            .prepare_cached(
+                "INSERT INTO api_keys (uuid, title, prefix, key_hash, grants, created_at, expires_at, \
              created_by, application_id, owner, meta, rotated_from) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?
-        .execute(params![
-            row.uuid.to_string(),
-            row.title,
-            row.prefix,
-            &row.hash.0[..],
-            grants_json,
-            row.created_at.millis(),
-            row.expires_at.map(Timestamp::millis),
-            row.created_by.map(|k| k.0),
-            row.application_id.map(|a| a.0),
-            row.owner,
-            row.meta.map(Meta::as_str),
-            row.rotated_from.map(|k| k.0),
-        ])?;
-        let id = KeyId(self.last_insert_rowid());
-        self.find_key_by_id(id)?.ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+            )?
+            .execute(params![
+                row.uuid.to_string(),
+                row.title,
+                row.prefix,
+                &row.hash.0[..],
+                grants_json,
+                row.created_at.millis(),
+                row.expires_at.map(Timestamp::millis),
+                row.created_by.map(|k| k.0),
+                row.application_id.map(|a| a.0),
+                row.owner,
+                row.meta.map(Meta::as_str),
+                row.rotated_from.map(|k| k.0),
+            ]);
+        match inserted {
+            Ok(_) => Ok(Some(KeyId(self.last_insert_rowid()))),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    && self.find_key_by_hash(row.hash)?.is_some() =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn find_key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {

@@ -1,5 +1,5 @@
--- apikeyd schema, version 3. The whole current schema: a new database runs this file once
--- and sets PRAGMA user_version = 3. A database of an older version runs the numbered
+-- apikeyd schema, version 4. The whole current schema: a new database runs this file once
+-- and sets PRAGMA user_version = 4. A database of an older version runs the numbered
 -- migration steps in src/storage/sqlite/mod.rs instead, which produce exactly this.
 
 -- Tenants. A key with an application sees and manages only that application's keys.
@@ -29,10 +29,19 @@ CREATE TABLE api_keys (
     created_by      INTEGER REFERENCES api_keys (id),
     application_id  INTEGER REFERENCES applications (id), owner TEXT, meta TEXT,
     enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
-    rotated_from INTEGER REFERENCES api_keys (id), rotated_to INTEGER REFERENCES api_keys (id)
+    rotated_from INTEGER REFERENCES api_keys (id), rotated_to INTEGER REFERENCES api_keys (id),
+    rate_limit INTEGER, rate_window INTEGER, credits_remaining INTEGER, credits_refill_amount INTEGER,
+    credits_refill_interval TEXT CHECK (credits_refill_interval IN ('daily', 'monthly')),
+    credits_period INTEGER, credits_version INTEGER NOT NULL DEFAULT 0, allowed_ips TEXT,
+    credits_pool INTEGER REFERENCES api_keys (id)
     -- owner: who the key belongs to in the caller's system; meta: a JSON object, as given;
     -- enabled: 0 while disabled (reversible, unlike revoked); rotated_from/rotated_to: the
-    -- key this one replaced, and the one that replaced it.
+    -- key this one replaced, and the one that replaced it. rate_limit verdicts per rate_window
+    -- seconds; credits_remaining: credits not yet leased by a node (src/service/quota.rs),
+    -- set back to credits_refill_amount at each daily or monthly UTC boundary after
+    -- credits_period (the start of the period last refilled); credits_version: bumped each
+    -- time the credits are set; allowed_ips: a JSON list of CIDRs; credits_pool: the key whose
+    -- credits this one spends (its successor, once rotated), if not its own.
 ) STRICT;
 
 CREATE INDEX api_keys_by_application ON api_keys (application_id, id);

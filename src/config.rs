@@ -100,6 +100,27 @@ pub const HOT_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
 /// Keys `apikeyd keys seed` writes per transaction.
 pub const SEED_CHUNK: usize = 10_000;
 
+// ---- Usage control (rate limits, credits, IP allowlists) ----
+
+/// Largest `rate_limit.limit`.
+pub const MAX_RATE_LIMIT: u64 = 1_000_000_000;
+/// Largest `rate_limit.window_seconds`: a day.
+pub const MAX_RATE_WINDOW_SECONDS: u64 = 86_400;
+/// The sub-windows a rate window is counted in: a verdict is refused at most one sub-window
+/// early (1/10 of the window), never admitted past the limit.
+pub const RATE_BUCKETS: u64 = 10;
+/// Most credits a key may hold or be refilled to.
+pub const MAX_CREDITS: u64 = 1_000_000_000_000;
+/// Most credits one verification may spend (`"cost"`).
+pub const MAX_VERIFY_COST: u64 = 1_000;
+/// Credits a node takes from the database at a time and spends from memory (a crash
+/// forfeits at most one block; it never lets a key spend more than it had).
+pub const CREDIT_LEASE: u64 = 64;
+/// The largest block, for a key spending a block within a second (`service::quota::lease`).
+pub const MAX_CREDIT_LEASE: u64 = 4_096;
+/// Most networks in one key's IP allowlist.
+pub const MAX_ALLOWED_IPS: usize = 64;
+
 // ---- The key index and usage ----
 
 /// A change feed longer than this (a bulk load by another process) clears the key index and

@@ -253,6 +253,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::domain::limits::LimitError> for ApiError {
+    fn from(e: crate::domain::limits::LimitError) -> ApiError {
+        ApiError::invalid(e.field(), e.to_string())
+    }
+}
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code(), self.message())

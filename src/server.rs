@@ -80,6 +80,7 @@ pub fn serve(options: ServeOptions) -> Result<(), Box<dyn Error>> {
         let result = server.run().await;
         // Graceful shutdown (SIGTERM, SIGINT): the server has drained; write what is pending.
         flusher.abort();
+        state.quota.give_back_leases(&state.db).await;
         if let Err(e) = state.usage.flush(&state.db).await {
             log::warn!("last_used_at not flushed at shutdown: {e}");
         }

@@ -14,6 +14,7 @@ use super::{as_operator, CliResult, DbArg, PrefixArg};
 use crate::config::{MAX_PAGE_SIZE, SEED_CHUNK};
 use crate::domain::grants::{Access, GrantBody, GrantPath, Grants};
 use crate::domain::key_format::{self, ApiKey, KeyHash};
+use crate::domain::limits::{parse_allowlist, Cidr, Credits, LimitSettings, RateLimit, Refill, RefillInterval};
 use crate::domain::model::{Action, KeyId, KeyRecord, Meta, Standing, Status};
 use crate::domain::new_key::{NewKey, Owner, Title};
 use crate::domain::timestamp::{parse_duration, Timestamp};
@@ -32,6 +33,96 @@ pub struct Common {
     /// Print JSON (as the HTTP API answers) instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// A key's limits, as `keys create` and `keys update` take them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LimitArgs {
+    /// Rate limit: at most N accepted verifications per S seconds, as N/S (e.g. 100/60).
+    #[arg(long, value_name = "N/S", conflicts_with = "no_rate_limit")]
+    rate_limit: Option<String>,
+    /// Remove the rate limit (update only).
+    #[arg(long)]
+    no_rate_limit: bool,
+    /// Usage credits (each accepted verification spends its cost, 1 by default).
+    #[arg(long, value_name = "N", conflicts_with = "no_credits")]
+    credits: Option<u64>,
+    /// Refill of the credits: AMOUNT/daily or AMOUNT/monthly (at 00:00 UTC), with --credits.
+    #[arg(long, value_name = "AMOUNT/INTERVAL", requires = "credits")]
+    refill: Option<String>,
+    /// Remove the credits (update only).
+    #[arg(long)]
+    no_credits: bool,
+    /// A network the key may be used from, IPv4 or IPv6 CIDR (repeatable; replaces them all).
+    #[arg(long = "allow-ip", value_name = "CIDR", conflicts_with = "no_allowed_ips")]
+    allowed_ips: Vec<String>,
+    /// Remove the IP allowlist (update only).
+    #[arg(long)]
+    no_allowed_ips: bool,
+}
+
+impl LimitArgs {
+    /// What the flags change: `None` leaves a limit as it is; `Some(None)` removes it.
+    #[allow(clippy::type_complexity)]
+    fn parse(
+        &self,
+    ) -> Result<(Option<Option<RateLimit>>, Option<Option<Credits>>, Option<Option<Vec<Cidr>>>), Box<dyn Error>> {
+        let rate = match (&self.rate_limit, self.no_rate_limit) {
+            (_, true) => Some(None),
+            (None, false) => None,
+            (Some(text), false) => {
+                let (n, s) = text.split_once('/').ok_or("--rate-limit: expected N/S, e.g. 100/60")?;
+                let limit = RateLimit {
+                    limit: n.trim().parse().map_err(|_| "--rate-limit: N must be a whole number")?,
+                    window_seconds: s
+                        .trim()
+                        .trim_end_matches('s')
+                        .parse()
+                        .map_err(|_| "--rate-limit: S must be seconds")?,
+                };
+                Some(Some(limit.check().map_err(|e| format!("--rate-limit: {e}"))?))
+            }
+        };
+        let refill = self
+            .refill
+            .as_deref()
+            .map(|text| -> Result<Refill, Box<dyn Error>> {
+                let (amount, interval) =
+                    text.split_once('/').ok_or("--refill: expected AMOUNT/daily or AMOUNT/monthly")?;
+                let interval = match interval.trim() {
+                    "daily" => RefillInterval::Daily,
+                    "monthly" => RefillInterval::Monthly,
+                    _ => return Err("--refill: the interval is daily or monthly".into()),
+                };
+                Ok(Refill {
+                    amount: amount.trim().parse().map_err(|_| "--refill: AMOUNT must be a whole number")?,
+                    interval,
+                })
+            })
+            .transpose()?;
+        let credits = match (self.credits, self.no_credits) {
+            (_, true) => Some(None),
+            (None, false) => None,
+            (Some(remaining), false) => {
+                Some(Some(Credits { remaining, refill }.check().map_err(|e| format!("--credits: {e}"))?))
+            }
+        };
+        let ips = match (self.allowed_ips.is_empty(), self.no_allowed_ips) {
+            (_, true) => Some(None),
+            (true, false) => None,
+            (false, false) => Some(Some(parse_allowlist(&self.allowed_ips).map_err(|e| format!("--allow-ip: {e}"))?)),
+        };
+        Ok((rate, credits, ips))
+    }
+
+    /// The limits of a new key (the `--no-…` flags mean nothing there).
+    fn for_new_key(&self) -> Result<LimitSettings, Box<dyn Error>> {
+        if self.no_rate_limit || self.no_credits || self.no_allowed_ips {
+            return Err("--no-rate-limit, --no-credits and --no-allowed-ips are for keys update".into());
+        }
+        let (rate, credits, ips) = self.parse()?;
+        Ok(LimitSettings { rate_limit: rate.flatten(), credits: credits.flatten(), allowed_ips: ips.flatten() })
+    }
 }
 
 /// `apikeyd keys …`.
@@ -58,6 +149,8 @@ pub enum KeysCommand {
         /// Metadata: a JSON object.
         #[arg(long)]
         meta: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Create many keys at once (for load tests and benchmarks); prints each key once, one
     /// per line, after the transaction holding it has committed.
@@ -100,7 +193,7 @@ pub enum KeysCommand {
         /// The key's numeric id.
         id: String,
     },
-    /// Change a key's title, grants, expiry, owner or metadata.
+    /// Change a key's title, grants, expiry, owner, metadata or limits.
     Update {
         #[command(flatten)]
         common: Common,
@@ -130,6 +223,8 @@ pub enum KeysCommand {
         /// Remove the metadata.
         #[arg(long)]
         no_meta: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Turn a key off until it is enabled again (it verifies DISABLED).
     Disable {
@@ -222,11 +317,12 @@ pub struct AuditArgs {
 /// Runs a `keys` command.
 pub fn keys(command: KeysCommand) -> CliResult {
     match command {
-        KeysCommand::Create { common, prefix, title, grants, expires_at, owner, meta } => {
+        KeysCommand::Create { common, prefix, title, grants, expires_at, owner, meta, limits } => {
             let mut new =
                 NewKey::with(title_arg(&title)?, grants_or_root(&grants)?, time_arg("expires-at", expires_at)?);
             new.owner = owner.as_deref().map(owner_arg).transpose()?;
             new.meta = meta.as_deref().map(meta_arg).transpose()?;
+            new.limits = limits.for_new_key()?;
             let made = as_operator(&common.db.path, &prefix.key_prefix, async |m| Ok(m.create_key(new).await?))?;
             if common.json {
                 print_json(
@@ -280,7 +376,20 @@ pub fn keys(command: KeysCommand) -> CliResult {
                 as_operator(&common.db.path, key_format::PREFIX, async |m| Ok(m.get_key(KeyRef::Id(id)).await?))?;
             show_keys(&[record], common.json)
         }
-        KeysCommand::Update { common, id, title, grants, expires_at, no_expiry, owner, no_owner, meta, no_meta } => {
+        KeysCommand::Update {
+            common,
+            id,
+            title,
+            grants,
+            expires_at,
+            no_expiry,
+            owner,
+            no_owner,
+            meta,
+            no_meta,
+            limits,
+        } => {
+            let (rate_limit, credits, allowed_ips) = limits.parse()?;
             let update = KeyUpdate {
                 title: title.as_deref().map(title_arg).transpose()?,
                 grants: if grants.is_empty() { None } else { Some(parse_grant_args(&grants)?) },
@@ -288,6 +397,9 @@ pub fn keys(command: KeysCommand) -> CliResult {
                 owner: if no_owner { Some(None) } else { owner.as_deref().map(owner_arg).transpose()?.map(Some) },
                 meta: if no_meta { Some(None) } else { meta.as_deref().map(meta_arg).transpose()?.map(Some) },
                 enabled: None,
+                rate_limit,
+                credits,
+                allowed_ips,
             };
             change(&common, &id, update)
         }

@@ -4,6 +4,7 @@
 
 pub mod grants;
 pub mod key_format;
+pub mod limits;
 pub mod model;
 pub mod new_key;
 pub mod timestamp;

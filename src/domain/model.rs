@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::config::MAX_META_BYTES;
 use crate::domain::grants::Grants;
+use crate::domain::limits::{Cidr, CreditPolicy, Credits, Limits, RateLimit};
 use crate::domain::timestamp::Timestamp;
 
 /// The numeric id (SQLite rowid) the native family uses.
@@ -172,20 +173,23 @@ impl serde::Serialize for Meta {
     }
 }
 
-/// What a key tells the application behind a gateway about its holder: shared by every copy
-/// of the key's authentication view, and absent (no allocation) for keys that have neither.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Labels {
+/// What few keys have: their owner and metadata (told to the application behind a gateway)
+/// and their limits (enforced at each verdict). Shared by every copy of the key's
+/// authentication view, and absent (no allocation) for keys that have none of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
     /// Who the key belongs to in the caller's system.
     pub owner: Option<String>,
     /// Free-form metadata.
     pub meta: Option<Meta>,
+    /// Rate limit, credits, IP allowlist.
+    pub limits: Limits,
 }
 
-impl Labels {
+impl Extras {
     /// `None` when there is nothing to carry.
-    pub fn of(owner: Option<String>, meta: Option<Meta>) -> Option<Arc<Labels>> {
-        (owner.is_some() || meta.is_some()).then(|| Arc::new(Labels { owner, meta }))
+    pub fn of(owner: Option<String>, meta: Option<Meta>, limits: Limits) -> Option<Arc<Extras>> {
+        (owner.is_some() || meta.is_some() || !limits.is_empty()).then(|| Arc::new(Extras { owner, meta, limits }))
     }
 }
 
@@ -230,6 +234,14 @@ pub struct KeyRecord {
     pub rotated_from: Option<KeyId>,
     /// The key that replaced this one by rotation.
     pub rotated_to: Option<KeyId>,
+    /// At most this many accepted verdicts per window.
+    pub rate_limit: Option<RateLimit>,
+    /// Usage credits, as the database holds them (a node may hold a few more, leased).
+    pub credits: Option<Credits>,
+    /// The generation of the credits: bumped each time they are set.
+    pub credits_version: u64,
+    /// The networks the key may be used from.
+    pub allowed_ips: Option<Vec<Cidr>>,
 }
 
 /// What authentication and verification need to know about a key: small, cheap to clone
@@ -253,7 +265,7 @@ pub struct KeyAuth {
     /// That application's public UUID.
     pub application_uuid: Option<Uuid>,
     /// Owner and metadata, if it has either.
-    pub labels: Option<Arc<Labels>>,
+    pub extras: Option<Arc<Extras>>,
 }
 
 impl KeyAuth {
@@ -264,12 +276,17 @@ impl KeyAuth {
 
     /// Who the key belongs to, if set.
     pub fn owner(&self) -> Option<&str> {
-        self.labels.as_ref().and_then(|l| l.owner.as_deref())
+        self.extras.as_ref().and_then(|l| l.owner.as_deref())
     }
 
     /// Its metadata, if set.
     pub fn meta(&self) -> Option<&Meta> {
-        self.labels.as_ref().and_then(|l| l.meta.as_ref())
+        self.extras.as_ref().and_then(|l| l.meta.as_ref())
+    }
+
+    /// Its limits (none for most keys).
+    pub fn limits(&self) -> Option<&Limits> {
+        self.extras.as_ref().map(|e| &e.limits).filter(|l| !l.is_empty())
     }
 
     /// The scope this key acts in.
@@ -294,7 +311,7 @@ impl KeyRecord {
             expires_at: self.expires_at,
             application_id: self.application_id,
             application_uuid: self.application_uuid,
-            labels: Labels::of(self.owner.clone(), self.meta.clone()),
+            extras: Extras::of(self.owner.clone(), self.meta.clone(), self.limits()),
         }
     }
 
@@ -306,6 +323,15 @@ impl KeyRecord {
     /// Whether the key may be used at `now`.
     pub fn standing(&self, now: Timestamp) -> Standing {
         standing(self.status, self.enabled, self.expires_at, now)
+    }
+
+    /// What the verdict enforces.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            rate_limit: self.rate_limit,
+            credits: self.credits.map(|c| CreditPolicy { version: self.credits_version, refill: c.refill }),
+            allowed_ips: self.allowed_ips.clone(),
+        }
     }
 }
 

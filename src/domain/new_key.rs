@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::config::{MAX_OWNER_CHARS, MAX_TITLE_CHARS};
 use crate::domain::grants::{GrantBody, GrantError, Grants};
+use crate::domain::limits::LimitSettings;
 use crate::domain::model::Meta;
 use crate::domain::timestamp::{Timestamp, TimestampError};
 
@@ -87,6 +88,8 @@ pub struct NewKey {
     pub owner: Option<Owner>,
     /// Its metadata.
     pub meta: Option<Meta>,
+    /// Its rate limit, credits and IP allowlist.
+    pub limits: LimitSettings,
 }
 
 /// Occurs when the grants or the expiry of a new key are malformed.
@@ -105,12 +108,28 @@ impl NewKey {
     pub fn parse(title: Title, grants: Option<&[GrantBody]>, expires_at: Option<&str>) -> Result<NewKey, NewKeyError> {
         let grants = grants.map(Grants::from_bodies).transpose().map_err(NewKeyError::Grants)?;
         let expires_at = expires_at.map(Timestamp::parse_rfc3339).transpose().map_err(NewKeyError::ExpiresAt)?;
-        Ok(NewKey { title, grants, expires_at, application: None, owner: None, meta: None })
+        Ok(NewKey {
+            title,
+            grants,
+            expires_at,
+            application: None,
+            owner: None,
+            meta: None,
+            limits: LimitSettings::default(),
+        })
     }
 
     /// A key titled `title` with exactly these grants and expiry.
     pub fn with(title: Title, grants: Grants, expires_at: Option<Timestamp>) -> NewKey {
-        NewKey { title, grants: Some(grants), expires_at, application: None, owner: None, meta: None }
+        NewKey {
+            title,
+            grants: Some(grants),
+            expires_at,
+            application: None,
+            owner: None,
+            meta: None,
+            limits: LimitSettings::default(),
+        }
     }
 }
 

@@ -12,9 +12,11 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::config::{
-    DEFAULT_PAGE_SIZE, MAX_BULK, MAX_GRACE_SECONDS, MAX_GRANTS, MAX_OWNER_CHARS, MAX_PAGE_SIZE, MAX_TITLE_CHARS,
+    DEFAULT_PAGE_SIZE, MAX_ALLOWED_IPS, MAX_BULK, MAX_GRACE_SECONDS, MAX_GRANTS, MAX_OWNER_CHARS, MAX_PAGE_SIZE,
+    MAX_TITLE_CHARS,
 };
 use crate::domain::grants::GrantBody;
+use crate::domain::limits::{Credits, RateLimit};
 use crate::domain::model::{Action, KeyId, KeyRecord, Meta, Status};
 use crate::domain::new_key::{NewKey, Owner, Title};
 use crate::domain::timestamp::Timestamp;
@@ -50,6 +52,8 @@ pub struct KeyView {
     rotated_from: Option<KeyId>,
     /// The key that replaced this one by rotation.
     rotated_to: Option<KeyId>,
+    #[serde(flatten)]
+    limits: LimitsView,
 }
 
 impl KeyView {
@@ -74,6 +78,7 @@ impl KeyView {
             meta: k.meta.clone(),
             rotated_from: k.rotated_from,
             rotated_to: k.rotated_to,
+            limits: LimitsView::new(k),
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct UuidKeyView {
     /// Its metadata, exactly as given, if set.
     #[schema(value_type = Option<Object>)]
     meta: Option<Meta>,
+    #[serde(flatten)]
+    limits: LimitsView,
 }
 
 impl UuidKeyView {
@@ -122,6 +129,29 @@ impl UuidKeyView {
             enabled: k.enabled,
             owner: k.owner.clone(),
             meta: k.meta.clone(),
+            limits: LimitsView::new(k),
+        }
+    }
+}
+
+/// A key's limits, as every view of its metadata shows them (null: none).
+#[derive(Serialize, ToSchema)]
+pub struct LimitsView {
+    /// At most `limit` accepted verifications in any `window_seconds`.
+    rate_limit: Option<RateLimit>,
+    /// Its credits: `remaining` counts what the serving node can still spend.
+    credits: Option<Credits>,
+    /// The networks it may be used from.
+    allowed_ips: Option<Vec<String>>,
+}
+
+impl LimitsView {
+    /// The limits of `k`.
+    pub fn new(k: &KeyRecord) -> LimitsView {
+        LimitsView {
+            rate_limit: k.rate_limit,
+            credits: k.credits,
+            allowed_ips: k.allowed_ips.as_ref().map(|l| l.iter().map(ToString::to_string).collect()),
         }
     }
 }
@@ -235,6 +265,17 @@ pub fn grace_schema() -> utoipa::openapi::schema::Object {
         .minimum(Some(0))
         .maximum(Some(MAX_GRACE_SECONDS))
         .description(Some("How long the old key keeps working, in seconds (never past its own expiry)."))
+        .build()
+}
+
+/// An IP allowlist: 1 to [`MAX_ALLOWED_IPS`] IPv4 or IPv6 addresses or CIDRs, or null.
+pub fn allowed_ips_schema() -> utoipa::openapi::schema::Array {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(ObjectBuilder::new().schema_type(Type::String).examples(["203.0.113.0/24", "2001:db8::/32"]))
+        .description(Some("The networks the key may be used from; null: anywhere."))
+        .max_items(Some(MAX_ALLOWED_IPS))
+        .min_items(Some(1))
         .build()
 }
 

@@ -3,6 +3,8 @@
 //! (nginx `auth_request`, Traefik `ForwardAuth`, Caddy `forward_auth`) with a bare status.
 //! The key being checked is the credential; no caller key is needed.
 
+use std::net::IpAddr;
+
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -14,12 +16,12 @@ use super::bodies::{native_ok, NativeOk};
 use super::envelope::schema::NativeError;
 use super::envelope::{Failure, Native};
 use super::extract::{client_address, credential};
-use crate::config::ForwardAuthHeaders;
+use crate::config::{ForwardAuthHeaders, MAX_VERIFY_COST};
 use crate::domain::grants::{Access, GrantBody, GrantPath, Grants};
 use crate::domain::model::{KeyId, Meta};
 use crate::domain::timestamp::Timestamp;
 use crate::error::ApiError;
-use crate::service::credential::{authenticate, Accept};
+use crate::service::credential::{verify, Accept, Ask, Checked, Origin};
 use crate::service::verdict::{Code, Need};
 use crate::service::AppState;
 
@@ -34,6 +36,21 @@ pub struct VerifyBody {
     path: Option<String>,
     /// Access the key must hold on `path`; default read when only `path` is given.
     access: Option<Access>,
+    /// Credits this use costs, 0 to 1,000 (default 1); 0 checks that some are left.
+    #[schema(schema_with = cost_schema)]
+    cost: Option<u64>,
+    /// The address the key is being used from (IPv4 or IPv6): a key with an IP allowlist is
+    /// refused without it.
+    #[schema(value_type = Option<String>)]
+    ip: Option<String>,
+}
+
+fn cost_schema() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(0))
+        .maximum(Some(MAX_VERIFY_COST))
+        .build()
 }
 
 /// A grant path, or null.
@@ -44,11 +61,15 @@ fn optional_path_schema() -> utoipa::openapi::schema::Object {
 }
 
 /// POST /api/v1/keys/verify — no caller key. 200 with `{valid, code, key_id, key_uuid,
-/// application_id, grants, expires_at, owner, meta, enabled}` for every well-formed request, whatever the key;
-/// 400 malformed JSON, a missing `key`, or an invalid `path`; 5xx if the store cannot be read
-/// (never `valid: true` by default). With `path` or `access`, the key must also hold a grant
-/// covering them (access defaults to read, path to `/`). 413; 415. Too many failed checks from
-/// one client answer 200 with code `RATE_LIMITED` and `Retry-After`.
+/// application_id, grants, expires_at, owner, meta, enabled, rate_limit, credits}` for every
+/// well-formed request, whatever the key; 400 malformed JSON, a missing `key`, an invalid
+/// `path` or `ip`, a `cost` out of range; 5xx if the store cannot be read (never `valid: true`
+/// by default). With `path` or `access`, the key must also hold a grant covering them (access
+/// defaults to read, path to `/`). A key with limits is checked in this order: unknown →
+/// revoked/deleted → disabled → expired → `ip` in its allowlist (`IP_NOT_ALLOWED`; no `ip`
+/// is refused) → grant (`FORBIDDEN`) → rate limit (`RATE_LIMITED`) → `cost` credits
+/// (`USAGE_EXCEEDED`); a refusal spends neither. 413; 415. Too many failed checks from one
+/// client answer 200 with code `RATE_LIMITED`, no key, and `Retry-After`.
 #[utoipa::path(
     post,
     path = "/api/v1/keys/verify",
@@ -56,8 +77,13 @@ fn optional_path_schema() -> utoipa::openapi::schema::Object {
     request_body = VerifyBody,
     responses(
         (status = 200, description = "The verdict, whatever the key", body = NativeOk<Verdict>,
-            headers(("Retry-After" = Option<u64>, description = "With code RATE_LIMITED: seconds until the client may retry"))),
-        (status = 400, description = "Malformed JSON, missing `key`, invalid `path`", body = NativeError),
+            headers(
+                ("Retry-After" = Option<u64>, description = "With code RATE_LIMITED, or USAGE_EXCEEDED for credits that refill: seconds until a retry may succeed"),
+                ("RateLimit-Limit" = Option<u64>, description = "For a key with a rate limit: verdicts allowed per window"),
+                ("RateLimit-Remaining" = Option<u64>, description = "For a key with a rate limit: left in the current window"),
+                ("RateLimit-Reset" = Option<u64>, description = "For a key with a rate limit: seconds until one more is allowed"),
+            )),
+        (status = 400, description = "Malformed JSON, missing `key`, invalid `path` or `ip`, `cost` out of range", body = NativeError),
         (status = 500, description = "The store could not be read (never `valid: true`)", body = NativeError),
     )
 )]
@@ -77,8 +103,20 @@ pub async fn verify_key(
             Need::On { path, access: access.unwrap_or(Access::Read) }
         }
     };
-    let checked = authenticate(&state, Some(&body.key), Accept::Key, &need, || client_address(&state, &req))?;
-    let (code, key, retry_after) = (checked.code, checked.key.as_ref(), checked.retry_after);
+    let cost = body.cost.unwrap_or(1);
+    if cost > MAX_VERIFY_COST {
+        return Err(ApiError::invalid("cost", format!("cost must be between 0 and {MAX_VERIFY_COST}")).into());
+    }
+    let ip = body
+        .ip
+        .as_deref()
+        .map(|ip| {
+            ip.trim().parse::<IpAddr>().map_err(|_| ApiError::invalid("ip", "ip must be an IPv4 or IPv6 address"))
+        })
+        .transpose()?;
+    let ask = Ask { credential: Some(&body.key), accept: Accept::Key, need: &need, origin: Origin::Stated(ip) };
+    let checked = verify(&state, ask, cost, || client_address(&state, &req)).await?;
+    let (code, key) = (checked.code, checked.key.as_ref());
     let mut res = native_ok(Verdict {
         valid: code == Code::Valid,
         code,
@@ -90,13 +128,52 @@ pub async fn verify_key(
         owner: key.and_then(|k| k.owner()),
         meta: key.and_then(|k| k.meta()),
         enabled: key.map(|k| k.enabled),
+        rate_limit: checked.rate.map(|r| RateView {
+            limit: r.limit,
+            remaining: r.remaining,
+            reset_at: checked.at.plus_millis(i64::try_from(r.reset_ms).unwrap_or(i64::MAX)),
+        }),
+        credits: checked.credits.map(|c| CreditsView { remaining: c.remaining }),
     });
-    if let Some(seconds) = retry_after {
-        if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
-            res.headers_mut().insert(RETRY_AFTER, v);
-        }
-    }
+    limit_headers(res.headers_mut(), &checked);
     Ok(res)
+}
+
+/// `rate_limit` in a verify answer.
+#[derive(Serialize, ToSchema)]
+pub struct RateView {
+    /// Verdicts allowed per window.
+    limit: u64,
+    /// Left in the current window.
+    remaining: u64,
+    /// When one more is allowed again (the oldest counted part of the window leaves).
+    reset_at: Timestamp,
+}
+
+/// `credits` in a verify answer.
+#[derive(Serialize, ToSchema)]
+pub struct CreditsView {
+    /// Credits left after this verdict.
+    remaining: u64,
+}
+
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// `Retry-After`, and for a key with a rate limit the IETF `RateLimit-Limit`,
+/// `RateLimit-Remaining` and `RateLimit-Reset` (seconds) fields: one writer for verify's
+/// answers and /auth's.
+fn limit_headers(headers: &mut HeaderMap, checked: &Checked) {
+    let mut put = |name: HeaderName, n: u64| headers.insert(name, HeaderValue::from(n));
+    if let Some(seconds) = checked.retry_after {
+        put(RETRY_AFTER, seconds);
+    }
+    if let Some(rate) = checked.rate {
+        put(RATELIMIT_LIMIT, rate.limit);
+        put(RATELIMIT_REMAINING, rate.remaining);
+        put(RATELIMIT_RESET, rate.reset_ms.div_ceil(1000));
+    }
 }
 
 /// The `data` of a verify response. The key's fields are null when `code` is `NOT_FOUND` or
@@ -122,6 +199,10 @@ pub struct Verdict<'a> {
     meta: Option<&'a Meta>,
     /// False while the key is disabled.
     enabled: Option<bool>,
+    /// The key's rate window, when it has a rate limit and the verdict got that far.
+    rate_limit: Option<RateView>,
+    /// The key's credits, when it has credits and the verdict got that far.
+    credits: Option<CreditsView>,
 }
 
 /// Every [`Code`], as the document lists them.
@@ -192,8 +273,12 @@ fn reported(headers: &HeaderMap, mode: ForwardAuthHeaders) -> (Told, Told) {
 /// both present and disagreeing is 403). 200 with `X-Key-Id` (and `X-Key-Application`) when
 /// a grant covers it; 401 missing or bad key; 403 no grant covers it, a path that does not
 /// normalise cleanly or that backends may read differently (`;`, `#`, look-alike dots and
-/// slashes), or headers that disagree; 429 too many failed credentials from this client.
-/// Empty bodies, except a malformed `?access=`, which is 400 in the native envelope.
+/// slashes), headers that disagree, or a client address outside the key's IP allowlist (the
+/// peer's, or a `--trusted-proxy`'s `X-Forwarded-For` / `X-Real-IP`); 429 the key is over its
+/// rate limit or out of credits (each accepted request spends 1), or too many failed
+/// credentials from this client, with `Retry-After`. A key with a rate limit has its
+/// `RateLimit-*` headers on 200 and 429. Empty bodies, except a malformed `?access=`, which
+/// is 400 in the native envelope.
 #[utoipa::path(
     method(get, post, put, patch, delete, head, options),
     path = "/auth",
@@ -212,12 +297,20 @@ fn reported(headers: &HeaderMap, mode: ForwardAuthHeaders) -> (Told, Told) {
                 ("X-Key-Id" = i64, description = "The key's numeric id"),
                 ("X-Key-Application" = Option<Uuid>, description = "The key's application, if any"),
                 ("X-Key-Owner" = Option<String>, description = "The key's owner, when set"),
+                ("RateLimit-Limit" = Option<u64>, description = "For a key with a rate limit: requests allowed per window"),
+                ("RateLimit-Remaining" = Option<u64>, description = "For a key with a rate limit: left in the current window"),
+                ("RateLimit-Reset" = Option<u64>, description = "For a key with a rate limit: seconds until one more is allowed"),
             )),
         (status = 400, description = "Malformed `?access=` (native error body)", body = NativeError),
         (status = 401, description = "Missing or bad key (empty body)"),
-        (status = 403, description = "No grant covers it, the path does not normalise cleanly or is ambiguous, or the gateway's headers disagree (empty body)"),
-        (status = 429, description = "Too many failed credentials (empty body)",
-            headers(("Retry-After" = u64, description = "Seconds until the client may retry"))),
+        (status = 403, description = "No grant covers it, the path does not normalise cleanly or is ambiguous, the gateway's headers disagree, or the client is outside the key's IP allowlist (empty body)"),
+        (status = 429, description = "The key is over its rate limit or out of credits, or too many failed credentials (empty body)",
+            headers(
+                ("Retry-After" = Option<u64>, description = "Seconds until a retry may succeed (absent for credits that never refill)"),
+                ("RateLimit-Limit" = Option<u64>, description = "For a key with a rate limit"),
+                ("RateLimit-Remaining" = Option<u64>, description = "For a key with a rate limit"),
+                ("RateLimit-Reset" = Option<u64>, description = "For a key with a rate limit"),
+            )),
     )
 )]
 pub async fn forward_auth(
@@ -246,8 +339,9 @@ pub async fn forward_auth(
         _ => Need::Unmatchable,
     };
     let text = credential(req.headers()).ok().flatten();
-    let checked = authenticate(&state, text, Accept::KeyOrSession, &need, || client_address(&state, &req))?;
-    Ok(match (checked.code, checked.key) {
+    let ask = Ask { credential: text, accept: Accept::KeyOrSession, need: &need, origin: Origin::Client };
+    let checked = verify(&state, ask, 1, || client_address(&state, &req)).await?;
+    let mut res = match (checked.code, &checked.key) {
         (Code::Valid, Some(key)) => {
             let mut res = HttpResponse::Ok();
             res.insert_header(("X-Key-Id", key.id.to_string()));
@@ -261,10 +355,10 @@ pub async fn forward_auth(
             }
             res.finish()
         }
-        (Code::Forbidden, _) => HttpResponse::Forbidden().finish(),
-        (Code::RateLimited, _) => HttpResponse::TooManyRequests()
-            .insert_header((RETRY_AFTER, checked.retry_after.unwrap_or(1).to_string()))
-            .finish(),
+        (Code::Forbidden | Code::IpNotAllowed, _) => HttpResponse::Forbidden().finish(),
+        (Code::RateLimited | Code::UsageExceeded, _) => HttpResponse::TooManyRequests().finish(),
         _ => HttpResponse::Unauthorized().finish(),
-    })
+    };
+    limit_headers(res.headers_mut(), &checked);
+    Ok(res)
 }

@@ -21,8 +21,8 @@ use crate::error::{ApiError, AuthFailure, Op};
 use crate::http::envelope::{Failure, Family};
 use crate::http::request_id::RequestId;
 use crate::service::authority::{Actor, Manager as CoreManager};
-use crate::service::credential::{authenticate, Accept};
-use crate::service::limiter::client_ip;
+use crate::service::credential::{authenticate, Accept, Ask, Origin};
+use crate::service::limiter::{client_ip, ProxySays};
 use crate::service::verdict::{Code, Need};
 use crate::service::AppState;
 
@@ -31,6 +31,7 @@ use crate::service::AppState;
 pub const USER_API_KEY: HeaderName = HeaderName::from_static("x-user-api-key");
 /// Read only when the peer is a trusted proxy.
 const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Occurs when the credential headers cannot be read as one credential: not UTF-8, a scheme
 /// other than Bearer, or two that differ (in one header sent twice, or across the two).
@@ -61,11 +62,22 @@ pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, Unreadable> {
     Ok(found)
 }
 
-/// The client's address, as the failure budget counts it: the peer, or what a trusted
-/// proxy says in `X-Forwarded-For`.
+/// The client's address, as the failure budget and IP allowlists see it: the peer, or what
+/// a trusted proxy says in `X-Forwarded-For` (every copy, as one chain) or `X-Real-IP`.
 pub fn client_address(state: &AppState, req: &HttpRequest) -> Option<IpAddr> {
-    let forwarded = req.headers().get(FORWARDED_FOR).and_then(|v| v.to_str().ok());
-    client_ip(req.peer_addr().map(|a| a.ip()), forwarded, &state.trusted_proxies)
+    let peer = req.peer_addr().map(|a| a.ip());
+    if state.trusted_proxies.is_empty() {
+        return peer;
+    }
+    let headers = req.headers();
+    // A copy that is not text breaks the chain where it stands: nothing left of it is read.
+    let forwarded: Vec<&str> = headers.get_all(FORWARDED_FOR).map(|v| v.to_str().unwrap_or("?")).collect();
+    let mut real = headers.get_all(REAL_IP);
+    let real_ip = match (real.next(), real.next()) {
+        (Some(one), None) => one.to_str().ok(),
+        _ => None,
+    };
+    client_ip(peer, ProxySays { forwarded_for: &forwarded, real_ip }, &state.trusted_proxies)
 }
 
 /// The app state, which `app()` always registers.
@@ -97,7 +109,8 @@ pub struct RootManager<F>(pub CoreManager, pub PhantomData<F>);
 fn authenticated(req: &HttpRequest) -> Result<Actor, ApiError> {
     let state = app_state(req)?;
     let text = credential(req.headers()).ok().flatten();
-    let checked = authenticate(state, text, Accept::KeyOrSession, &Need::Usable, || client_address(state, req))?;
+    let ask = Ask { credential: text, accept: Accept::KeyOrSession, need: &Need::Usable, origin: Origin::Client };
+    let checked = authenticate(state, ask, || client_address(state, req))?;
     match (checked.code, checked.key, checked.retry_after) {
         (Code::Valid, Some(key), _) => {
             let request_id = req.extensions().get::<RequestId>().map(|id| id.as_str().to_owned());

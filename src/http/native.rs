@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::bodies::{
-    native_ok, no_store, parse_meta, parse_owner, present, KeyView, LoginBody, NativeOk, PageQuery, Session,
+    native_ok, no_store, parse_meta, parse_owner, present, KeyView, LimitsView, LoginBody, NativeOk, PageQuery, Session,
 };
 use super::envelope::schema::NativeError;
 use super::envelope::{Failure, Native};
@@ -15,6 +15,7 @@ use super::extract::{app_state, client_address, Manager};
 use crate::config::MAX_GRACE_SECONDS;
 use crate::domain::grants::GrantBody;
 use crate::domain::grants::Grants;
+use crate::domain::limits::{parse_allowlist, Credits, LimitSettings, RateLimit};
 use crate::domain::model::{KeyId, Status};
 use crate::domain::new_key::{NewKey, Title};
 use crate::domain::timestamp::{parse_duration, Timestamp};
@@ -50,6 +51,13 @@ pub struct CreateKeyBody {
     /// Free-form metadata: a JSON object of at most 4 KiB, returned exactly as given.
     #[schema(value_type = Option<Object>)]
     meta: Option<Box<serde_json::value::RawValue>>,
+    /// At most `limit` accepted verifications in any `window_seconds`.
+    rate_limit: Option<RateLimit>,
+    /// Usage credits: each accepted verification spends its cost.
+    credits: Option<Credits>,
+    /// The networks the key may be used from (1 to 64 CIDRs).
+    #[schema(schema_with = super::bodies::allowed_ips_schema)]
+    allowed_ips: Option<Vec<String>>,
 }
 
 /// `status` of a key just created.
@@ -71,6 +79,8 @@ pub struct CreatedKey {
     expires_at: Option<Timestamp>,
     prefix: String,
     grants: Vec<GrantBody>,
+    #[serde(flatten)]
+    limits: LimitsView,
     /// The plaintext key. Shown only here.
     api_key: String,
 }
@@ -102,9 +112,13 @@ pub async fn create_key(
     let mut new = NewKey::parse(title, body.grants.as_deref(), body.expires_at.as_deref()).map_err(ApiError::from)?;
     new.owner = body.owner.as_deref().map(parse_owner).transpose()?;
     new.meta = body.meta.as_deref().map(parse_meta).transpose()?;
+    new.limits =
+        LimitSettings::parse(body.rate_limit, body.credits, body.allowed_ips.as_deref()).map_err(ApiError::from)?;
     let made = state.manage(&manager).create_key(new).await?;
     let record = made.record;
+    let limits = LimitsView::new(&record);
     Ok(no_store(native_ok(CreatedKey {
+        limits,
         id: record.id,
         uuid: record.uuid,
         grants: record.grants.to_bodies(),
@@ -286,6 +300,16 @@ pub struct UpdateKeyBody {
     meta: Option<Option<Box<serde_json::value::RawValue>>>,
     /// False disables the key (verify answers `DISABLED`, its sessions stop), true enables it.
     enabled: Option<bool>,
+    /// New rate limit; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<RateLimit>>,
+    /// New credits (set afresh, even if equal); `null` removes them.
+    #[serde(default, deserialize_with = "present")]
+    credits: Option<Option<Credits>>,
+    /// New IP allowlist; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = super::bodies::allowed_ips_schema)]
+    allowed_ips: Option<Option<Vec<String>>>,
 }
 
 impl UpdateKeyBody {
@@ -310,7 +334,20 @@ impl UpdateKeyBody {
             .transpose()?;
         let owner = self.owner.map(|o| o.as_deref().map(parse_owner).transpose()).transpose()?;
         let meta = self.meta.map(|m| m.as_deref().map(parse_meta).transpose()).transpose()?;
-        Ok(KeyUpdate { title, grants, expires_at, owner, meta, enabled: self.enabled })
+        let rate_limit = self.rate_limit.map(|r| r.map(RateLimit::check).transpose()).transpose()?;
+        let credits = self.credits.map(|c| c.map(Credits::check).transpose()).transpose()?;
+        let allowed_ips = self.allowed_ips.map(|l| l.as_deref().map(parse_allowlist).transpose()).transpose()?;
+        Ok(KeyUpdate {
+            title,
+            grants,
+            expires_at,
+            owner,
+            meta,
+            enabled: self.enabled,
+            rate_limit,
+            credits,
+            allowed_ips,
+        })
     }
 }
 

@@ -193,13 +193,21 @@ mod tests {
             expires_at,
             application_id: Some(AppId(7)),
             application_uuid: None,
-            labels: None,
+            extras: None,
         };
         Actor::key(&auth, None)
     }
 
     fn asking(grants: Option<Grants>, expires_at: Option<Timestamp>) -> NewKey {
-        NewKey { title: Title::parse("t").unwrap(), grants, expires_at, application: None, owner: None, meta: None }
+        NewKey {
+            title: Title::parse("t").unwrap(),
+            grants,
+            expires_at,
+            application: None,
+            owner: None,
+            meta: None,
+            limits: Default::default(),
+        }
     }
 
     #[test]
@@ -264,6 +272,10 @@ mod tests {
             application_uuid: None,
             rotated_from: None,
             rotated_to: None,
+            rate_limit: None,
+            credits: None,
+            credits_version: 0,
+            allowed_ips: None,
         }
     }
 

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::grants::Grants;
 use crate::domain::key_format::KeyHash;
+use crate::domain::limits::LimitSettings;
 use crate::domain::model::{Action, Meta};
 use crate::domain::new_key::{NewKey, Owner, Title};
 use crate::domain::timestamp::Timestamp;
@@ -63,6 +64,7 @@ impl Manage<'_> {
                 application: k.application,
                 owner: None,
                 meta: None,
+                limits: LimitSettings::default(),
             };
             let (grants, expires_at) = actor.mint(&asked, now).map_err(|e| refused(k.line, e.message()))?;
             rows.push((k, grants, expires_at));
@@ -72,6 +74,7 @@ impl Manage<'_> {
             let scoped = Scoped::new(store, actor.scope());
             let ctx = actor.audit(now);
             let mut applications = HashMap::new();
+            let no_limits = LimitSettings::default();
             for (k, grants, expires_at) in &rows {
                 let application_id = match k.application {
                     None => actor.scope().application(),
@@ -97,6 +100,7 @@ impl Manage<'_> {
                     owner: k.owner.as_ref().map(Owner::as_str),
                     meta: k.meta.as_ref(),
                     rotated_from: None,
+                    limits: &no_limits,
                 })?;
                 let Some(id) = inserted else {
                     let found = store.find_key_by_hash(&k.hash)?.map_or(0, |f| f.id.0);

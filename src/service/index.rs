@@ -41,7 +41,7 @@ use uuid::Uuid;
 use crate::config::{INDEX_MAX_FEED as MAX_FEED, INDEX_WARM_PAGE as WARM_PAGE};
 use crate::domain::grants::Grants;
 use crate::domain::key_format::KeyHash;
-use crate::domain::model::{AppId, KeyAuth, KeyId, Labels, Status};
+use crate::domain::model::{AppId, Extras, KeyAuth, KeyId, Status};
 use crate::domain::timestamp::Timestamp;
 use crate::storage::ChangeMarker as Header;
 use crate::storage::{Db, Interned, StoreError as DbError};
@@ -74,7 +74,7 @@ struct Entry {
     expires_ms: i64,
     app: Option<Arc<AppRef>>,
     /// Owner and metadata: none (no allocation) for most keys.
-    labels: Option<Arc<Labels>>,
+    extras: Option<Arc<Extras>>,
     status: Status,
     enabled: bool,
 }
@@ -91,7 +91,7 @@ impl Entry {
             grants: auth.grants,
             expires_ms: auth.expires_at.map_or(i64::MAX, Timestamp::millis),
             app,
-            labels: auth.labels,
+            extras: auth.extras,
             status: auth.status,
             enabled: auth.enabled,
         }
@@ -107,7 +107,7 @@ impl Entry {
             expires_at: (self.expires_ms != i64::MAX).then_some(Timestamp::from_millis(self.expires_ms)),
             application_id: self.app.as_ref().map(|a| a.id),
             application_uuid: self.app.as_ref().and_then(|a| a.uuid),
-            labels: self.labels.clone(),
+            extras: self.extras.clone(),
         }
     }
 }
@@ -342,7 +342,7 @@ mod tests {
                 expires_at,
                 application_id: app,
                 application_uuid: app.map(|_| Uuid::new_v4()),
-                labels: Labels::of(Some("owner".into()), None),
+                extras: Extras::of(Some("owner".into()), None, crate::domain::limits::Limits::default()),
             };
             assert_eq!(Entry::pack(auth.clone(), &mut apps).unpack(), auth);
         }

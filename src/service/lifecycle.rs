@@ -7,6 +7,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::domain::grants::Grants;
+use crate::domain::limits::{Cidr, Credits, LimitSettings, RateLimit};
 use crate::domain::model::{Action, KeyRecord, Meta, Status};
 use crate::domain::new_key::{Owner, Title};
 use crate::domain::timestamp::Timestamp;
@@ -31,6 +32,12 @@ pub struct KeyUpdate {
     pub meta: Option<Option<Meta>>,
     /// Disable (false) or enable (true).
     pub enabled: Option<bool>,
+    /// New rate limit.
+    pub rate_limit: Option<Option<RateLimit>>,
+    /// New credits (setting them, even to the same count, starts over: leases are void).
+    pub credits: Option<Option<Credits>>,
+    /// New IP allowlist.
+    pub allowed_ips: Option<Option<Vec<Cidr>>>,
 }
 
 impl Manage<'_> {
@@ -39,25 +46,29 @@ impl Manage<'_> {
     /// final; disabling is the reversible switch). Nothing asked that differs from what is
     /// stored: no write, no audit row.
     pub async fn update_key(&self, target: KeyRef, update: KeyUpdate) -> Result<KeyRecord, ApiError> {
-        self.change(move |store, actor, now| {
-            let record = Scoped::new(store, actor.scope()).key(&target)?.ok_or(ApiError::NotFound(Missing::Key))?;
-            refuse_final(&record)?;
-            actor.may_act_on(&record, Op::UpdateKey)?;
-            actor.may_hold(update.grants.as_ref(), update.expires_at, now)?;
-            let (changes, diff) = differences(&record, update);
-            if diff.is_empty() {
-                return Ok(record);
-            }
-            // A switch alone is a disable or an enable; anything else is an update.
-            let action = match (diff.len(), changes.enabled) {
-                (1, Some(false)) => Action::Disable,
-                (1, Some(true)) => Action::Enable,
-                _ => Action::Update,
-            };
-            store.update_key(record.id, &changes)?;
-            audited(store, action, &record, &actor.audit(now), Some(Value::Object(diff)))
-        })
-        .await
+        let sets_credits = update.credits.is_some();
+        let record = self
+            .change(move |store, actor, now| {
+                let record = Scoped::new(store, actor.scope()).key(&target)?.ok_or(ApiError::NotFound(Missing::Key))?;
+                refuse_final(&record)?;
+                actor.may_act_on(&record, Op::UpdateKey)?;
+                actor.may_hold(update.grants.as_ref(), update.expires_at, now)?;
+                let (changes, diff) = differences(&record, update);
+                if diff.is_empty() {
+                    return Ok(record);
+                }
+                // A switch alone is a disable or an enable; anything else is an update.
+                let action = match (diff.len(), changes.enabled) {
+                    (1, Some(false)) => Action::Disable,
+                    (1, Some(true)) => Action::Enable,
+                    _ => Action::Update,
+                };
+                store.update_key(record.id, &changes)?;
+                audited(store, action, &record, &actor.audit(now), Some(Value::Object(diff)))
+            })
+            .await?;
+        // Credits just set are all in the database; any lease of the old ones is void.
+        Ok(if sets_credits { record } else { self.counted(record) })
     }
 
     /// Replaces the key `target` names (or, if it was rotated already, the newest key of its
@@ -77,6 +88,12 @@ impl Manage<'_> {
             refuse_final(&old)?;
             actor.may_act_on(&old, Op::RotateKey)?;
             let ctx = actor.audit(now);
+            // The credits move to the new key, refilled first if a refill is due; the old key
+            // spends from the new key's count while its grace lasts.
+            let mut credits = old.credits;
+            if let Some(c) = credits.as_mut() {
+                c.remaining = store.lease_credits(old.id, 0, now)?.left;
+            }
             let minted = Minted {
                 title: Title::parse(&old.title).map_err(|e| ApiError::internal(&e))?,
                 grants: old.grants.clone(),
@@ -85,6 +102,7 @@ impl Manage<'_> {
                 owner: old.owner.as_deref().map(Owner::parse).transpose().map_err(|e| ApiError::internal(&e))?,
                 meta: old.meta.clone(),
                 rotated_from: Some(old.id),
+                limits: LimitSettings { rate_limit: old.rate_limit, credits, allowed_ips: old.allowed_ips.clone() },
                 key,
             };
             let made = insert_key_row(store, old.application_id, minted, &ctx)?;
@@ -92,6 +110,9 @@ impl Manage<'_> {
             let changes =
                 KeyChanges { expires_at: Some(Some(ends)), rotated_to: Some(made.record.id), ..KeyChanges::default() };
             store.update_key(old.id, &changes)?;
+            if credits.is_some() {
+                store.pool_credits(old.id, made.record.id)?;
+            }
             let diff = json!({
                 "expires_at": { "from": old.expires_at, "to": ends },
                 "rotated_to": made.record.id,
@@ -144,6 +165,20 @@ fn differences(record: &KeyRecord, update: KeyUpdate) -> (KeyChanges, Map<String
     if let Some(enabled) = update.enabled.filter(|e| *e != record.enabled) {
         note("enabled", json!(record.enabled), json!(enabled));
         changes.enabled = Some(enabled);
+    }
+    if let Some(rate) = update.rate_limit.filter(|r| *r != record.rate_limit) {
+        note("rate_limit", json!(record.rate_limit), json!(rate));
+        changes.rate_limit = Some(rate);
+    }
+    // Credits asked for are always set: "100 left" twice means two fresh hundreds.
+    if let Some(credits) = update.credits {
+        note("credits", json!(record.credits), json!(credits));
+        changes.credits = Some(credits);
+    }
+    let ips = |l: &Option<Vec<Cidr>>| json!(l.as_ref().map(|l| l.iter().map(ToString::to_string).collect::<Vec<_>>()));
+    if let Some(allowed) = update.allowed_ips.filter(|a| *a != record.allowed_ips) {
+        note("allowed_ips", ips(&record.allowed_ips), ips(&allowed));
+        changes.allowed_ips = Some(allowed);
     }
     (changes, diff)
 }

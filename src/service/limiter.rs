@@ -81,17 +81,31 @@ fn refilled(b: &Bucket, now: Instant, refill: f64) -> f64 {
     b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * refill
 }
 
+/// What a proxy may say about the client of a request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProxySays<'a> {
+    /// Every `X-Forwarded-For` header, in order (their lists, joined, are one chain).
+    pub forwarded_for: &'a [&'a str],
+    /// The `X-Real-IP` header, when there is exactly one.
+    pub real_ip: Option<&'a str>,
+}
+
 /// The client address: the peer, unless the peer is a trusted proxy, in which case the
-/// `X-Forwarded-For` chain is read from the right and the first address that is not itself a
-/// trusted proxy is the client. Unparseable entries end the walk (the peer's word is kept).
-pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> Option<IpAddr> {
+/// `X-Forwarded-For` chain (all its headers, in order) is read from the right and the first
+/// address that is not itself a trusted proxy is the client; an unparseable entry ends the
+/// walk at the last address read. Without `X-Forwarded-For`, a trusted proxy's `X-Real-IP`
+/// is believed if it parses. Nothing an untrusted peer sends is believed.
+pub fn client_ip(peer: Option<IpAddr>, says: ProxySays<'_>, trusted: &[IpAddr]) -> Option<IpAddr> {
     let peer = peer?;
     if !trusted.contains(&peer) {
         return Some(peer);
     }
-    let Some(chain) = forwarded_for else { return Some(peer) };
+    if says.forwarded_for.is_empty() {
+        return Some(says.real_ip.and_then(|r| r.trim().parse().ok()).unwrap_or(peer));
+    }
+    let chain = says.forwarded_for.iter().rev().flat_map(|h| h.rsplit(','));
     let mut client = peer;
-    for hop in chain.rsplit(',') {
+    for hop in chain {
         match hop.trim().parse::<IpAddr>() {
             Ok(ip) => {
                 client = ip;
@@ -128,16 +142,26 @@ mod tests {
     fn forwarded_for_is_trusted_only_from_trusted_proxies() {
         let proxy = ip("127.0.0.1");
         let trusted = [proxy];
-        let cases: &[(&str, Option<&str>, &str)] = &[
-            ("127.0.0.1", Some("203.0.113.7"), "203.0.113.7"),
-            ("127.0.0.1", Some("198.51.100.1, 203.0.113.7"), "203.0.113.7"),
-            ("127.0.0.1", Some("203.0.113.7, 127.0.0.1"), "203.0.113.7"),
-            ("127.0.0.1", None, "127.0.0.1"),
-            ("127.0.0.1", Some("garbage"), "127.0.0.1"),
-            ("192.0.2.9", Some("203.0.113.7"), "192.0.2.9"),
+        let cases: &[(&str, &[&str], Option<&str>, &str)] = &[
+            ("127.0.0.1", &["203.0.113.7"], None, "203.0.113.7"),
+            ("127.0.0.1", &["198.51.100.1, 203.0.113.7"], None, "203.0.113.7"),
+            ("127.0.0.1", &["203.0.113.7, 127.0.0.1"], None, "203.0.113.7"),
+            ("127.0.0.1", &[], None, "127.0.0.1"),
+            ("127.0.0.1", &["garbage"], None, "127.0.0.1"),
+            ("192.0.2.9", &["203.0.113.7"], None, "192.0.2.9"),
+            // Two headers are one chain: the client's own first header is not believed over
+            // the address the proxy appended in a second one.
+            ("127.0.0.1", &["203.0.113.7", "198.51.100.1"], None, "198.51.100.1"),
+            ("127.0.0.1", &["203.0.113.7", "198.51.100.1, 127.0.0.1"], None, "198.51.100.1"),
+            // X-Real-IP only from a trusted proxy, only without X-Forwarded-For.
+            ("127.0.0.1", &[], Some("203.0.113.8"), "203.0.113.8"),
+            ("127.0.0.1", &[], Some("nonsense"), "127.0.0.1"),
+            ("127.0.0.1", &["198.51.100.1"], Some("203.0.113.8"), "198.51.100.1"),
+            ("192.0.2.9", &[], Some("203.0.113.8"), "192.0.2.9"),
         ];
-        for (peer, xff, want) in cases {
-            assert_eq!(client_ip(Some(ip(peer)), *xff, &trusted), Some(ip(want)), "{peer} {xff:?}");
+        for (peer, xff, real_ip, want) in cases {
+            let says = ProxySays { forwarded_for: xff, real_ip: *real_ip };
+            assert_eq!(client_ip(Some(ip(peer)), says, &trusted), Some(ip(want)), "{peer} {xff:?} {real_ip:?}");
         }
     }
 }

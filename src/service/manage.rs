@@ -10,11 +10,13 @@ use uuid::Uuid;
 
 use crate::domain::grants::Grants;
 use crate::domain::key_format::{ApiKey, KeyPrefix};
+use crate::domain::limits::LimitSettings;
 use crate::domain::model::{Action, AppId, Application, AuditContext, KeyId, KeyRecord, Meta, Scope, Status};
 use crate::domain::new_key::{NewKey, Owner, Title};
 use crate::domain::timestamp::Timestamp;
 use crate::error::{Act, ApiError, Missing, Op};
 use crate::service::authority::{Actor, GlobalManager, Manager};
+use crate::service::quota::Quota;
 use crate::service::scope::{KeyRef, Scoped};
 use crate::storage::{AuditEntry, Db, NewKeyRow, Store};
 
@@ -27,22 +29,7 @@ pub struct PageRequest {
     pub cursor: Option<i64>,
 }
 
-/// Which keys a listing returns, beyond the caller's scope.
-#[derive(Clone, Debug, Default)]
-pub struct KeyQuery {
-    /// Only this application's keys (it must be in scope).
-    pub application: Option<Uuid>,
-    /// Only keys with this status.
-    pub status: Option<Status>,
-    /// Only keys with this owner.
-    pub owner: Option<String>,
-    /// Only keys whose title (any case) or display prefix holds this text.
-    pub text: Option<String>,
-    /// Only keys that expire within this many milliseconds from now (not already expired).
-    pub expiring_within_ms: Option<i64>,
-    /// Only keys not used (never used: not created) for this many milliseconds.
-    pub unused_for_ms: Option<i64>,
-}
+pub use crate::service::scope::KeyQuery;
 
 /// One page of keys, newest first, and the cursor of the next (`None` on the last page).
 #[derive(Debug)]
@@ -71,6 +58,7 @@ pub(super) struct Minted {
     pub(super) owner: Option<Owner>,
     pub(super) meta: Option<Meta>,
     pub(super) rotated_from: Option<KeyId>,
+    pub(super) limits: LimitSettings,
     pub(super) key: ApiKey,
 }
 
@@ -79,12 +67,29 @@ pub struct Manage<'a> {
     pub(super) db: &'a Db,
     pub(super) manager: &'a Manager,
     pub(super) prefix: &'a KeyPrefix,
+    /// The serving node's credit leases, whose unspent credits a key's metadata counts
+    /// (none on the command line, which sees the database's count).
+    quota: Option<&'a Quota>,
 }
 
 impl<'a> Manage<'a> {
     /// `manager`'s calls on `db`; new keys start with `prefix`.
     pub fn new(db: &'a Db, manager: &'a Manager, prefix: &'a KeyPrefix) -> Manage<'a> {
-        Manage { db, manager, prefix }
+        Manage { db, manager, prefix, quota: None }
+    }
+
+    /// The same, on a node whose credit leases are `quota`.
+    pub fn serving(self, quota: &'a Quota) -> Manage<'a> {
+        Manage { quota: Some(quota), ..self }
+    }
+
+    /// `record` with its credits as this node can spend them: the database's count plus the
+    /// unspent part of this node's lease.
+    pub(super) fn counted(&self, mut record: KeyRecord) -> KeyRecord {
+        if let (Some(quota), Some(credits)) = (self.quota, record.credits.as_mut()) {
+            credits.remaining += quota.unspent(record.id);
+        }
+        record
     }
 
     /// Runs `work` in a write transaction after re-checking the acting key (see
@@ -189,7 +194,11 @@ impl<'a> Manage<'a> {
     /// The key `target` names, in any status.
     pub async fn get_key(&self, target: KeyRef) -> Result<KeyRecord, ApiError> {
         let scope = self.manager.actor().scope();
-        self.db.read(move |store| Scoped::new(store, scope).key(&target)?.ok_or(ApiError::NotFound(Missing::Key))).await
+        let record = self
+            .db
+            .read(move |store| Scoped::new(store, scope).key(&target)?.ok_or(ApiError::NotFound(Missing::Key)))
+            .await?;
+        Ok(self.counted(record))
     }
 
     /// One page of the keys in scope that `query` selects, newest first.
@@ -202,7 +211,7 @@ impl<'a> Manage<'a> {
             .read(move |store| Scoped::new(store, scope).keys(&query, now, cursor.map(KeyId), limit + 1))
             .await?;
         let (keys, next_cursor) = cut_page(keys, limit, |k| k.id.0);
-        Ok(Page { keys, next_cursor })
+        Ok(Page { keys: keys.into_iter().map(|k| self.counted(k)).collect(), next_cursor })
     }
 
     /// The application with this UUID, if in scope.
@@ -292,6 +301,7 @@ pub async fn bootstrap(db: &Db, provided: Option<&ApiKey>) -> Result<Bootstrap, 
         owner: None,
         meta: None,
         rotated_from: None,
+        limits: LimitSettings::default(),
         key: key.clone(),
     };
     let installed = db
@@ -322,6 +332,7 @@ fn mint(actor: &Actor, new: NewKey, prefix: &KeyPrefix, now: Timestamp) -> Resul
         owner: new.owner,
         meta: new.meta,
         rotated_from: None,
+        limits: new.limits,
         key: generate_key_with(prefix)?,
     })
 }
@@ -370,6 +381,7 @@ pub(super) fn insert_key_row(
         owner: m.owner.as_ref().map(Owner::as_str),
         meta: m.meta.as_ref(),
         rotated_from: m.rotated_from,
+        limits: &m.limits,
     })?;
     let changes = m.rotated_from.map(|from| serde_json::json!({ "rotated_from": from }));
     audit(store, Action::Create, &record, ctx, changes)?;

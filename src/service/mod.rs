@@ -12,6 +12,7 @@ pub mod index;
 pub mod lifecycle;
 pub mod limiter;
 pub mod manage;
+pub mod quota;
 pub mod scope;
 pub mod sessions;
 pub mod usage;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub sessions: sessions::Sessions,
     /// Failed-authentication budget per client address.
     pub limiter: limiter::FailureLimiter,
+    /// Rate windows and credit leases of the keys that have limits.
+    pub quota: quota::Quota,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Which headers forward-auth believes.
@@ -56,6 +59,7 @@ impl AppState {
             index,
             sessions,
             limiter: limiter::FailureLimiter::new(config.failure_burst, config.failure_refill_per_sec),
+            quota: quota::Quota::default(),
             trusted_proxies: config.trusted_proxies.clone(),
             forward_auth_headers: config.forward_auth_headers,
             key_prefix,
@@ -64,6 +68,6 @@ impl AppState {
 
     /// `manager`'s management calls on this state's database.
     pub fn manage<'a>(&'a self, manager: &'a authority::Manager) -> manage::Manage<'a> {
-        manage::Manage::new(&self.db, manager, &self.key_prefix)
+        manage::Manage::new(&self.db, manager, &self.key_prefix).serving(&self.quota)
     }
 }

@@ -6,11 +6,27 @@
 use uuid::Uuid;
 
 use crate::domain::key_format::KeyHash;
-use crate::domain::model::{Application, KeyId, KeyRecord, Scope};
+use crate::domain::model::{Application, KeyId, KeyRecord, Scope, Status};
 use crate::domain::timestamp::Timestamp;
 use crate::error::{ApiError, Missing};
-use crate::service::manage::KeyQuery;
 use crate::storage::{KeyFilter, Store, StoreError};
+
+/// Which keys a listing returns, beyond the caller's scope.
+#[derive(Clone, Debug, Default)]
+pub struct KeyQuery {
+    /// Only this application's keys (it must be in scope).
+    pub application: Option<Uuid>,
+    /// Only keys with this status.
+    pub status: Option<Status>,
+    /// Only keys with this owner.
+    pub owner: Option<String>,
+    /// Only keys whose title (any case) or display prefix holds this text.
+    pub text: Option<String>,
+    /// Only keys that expire within this many milliseconds from now (not already expired).
+    pub expiring_within_ms: Option<i64>,
+    /// Only keys not used (never used: not created) for this many milliseconds.
+    pub unused_for_ms: Option<i64>,
+}
 
 /// How a family names the key a request acts on.
 #[derive(Clone, Debug, PartialEq, Eq)]

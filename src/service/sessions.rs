@@ -138,7 +138,7 @@ mod tests {
             expires_at,
             application_id: None,
             application_uuid: None,
-            labels: None,
+            extras: None,
         }
     }
 

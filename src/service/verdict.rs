@@ -1,6 +1,13 @@
-//! The verdict: is this key good (for this path and access) right now? One code for every
-//! caller of `credential::authenticate`: the families' credentials, verify, forward-auth and
-//! login all read it, and it alone decides what counts as a failed authentication.
+//! The verdict: is this key good (for this path and access, from this address) right now?
+//! One code for every caller of `credential::authenticate`: the families' credentials,
+//! verify, forward-auth and login all read it, and it alone decides what counts as a failed
+//! authentication.
+//!
+//! The order of the checks is part of the contract: unknown → revoked/deleted → disabled →
+//! expired → IP allowlist → grant, here; then rate limit → credits, which need state and
+//! are applied by `credential` to a verdict that came out `Valid`.
+
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -26,31 +33,40 @@ pub enum Code {
     Expired,
     /// Usable, but no grant covers the path and access asked about.
     Forbidden,
-    /// The caller has failed too often; try later.
+    /// Used from an address outside the key's IP allowlist (or, at verify, with no `ip`).
+    IpNotAllowed,
+    /// The caller has failed too often, or the key is over its rate limit; try later.
     RateLimited,
+    /// The key has no credits left for this cost.
+    UsageExceeded,
 }
 
 impl Code {
     /// Every code, in the order the OpenAPI document lists them. The match makes a new variant
     /// a compile error here until it is listed.
-    pub const ALL: [Code; 8] = [
+    pub const ALL: [Code; 10] = [
         Code::Valid,
         Code::NotFound,
         Code::Revoked,
         Code::Deleted,
         Code::Disabled,
         Code::Expired,
+        Code::IpNotAllowed,
         Code::Forbidden,
         Code::RateLimited,
+        Code::UsageExceeded,
     ];
 
     /// True for the outcomes that spend the caller's failed-authentication budget: the
-    /// credential itself is bad. A good key asking about a path it has no grant for
-    /// (`Forbidden`) is not a failed authentication, and spends nothing.
+    /// credential itself is bad, or is used from where it may not be (a stolen key tried
+    /// from elsewhere). A good key asking about a path it has no grant for (`Forbidden`), or
+    /// over its own limits, is not a failed authentication, and spends nothing.
     pub fn is_failure(self) -> bool {
         match self {
-            Code::NotFound | Code::Revoked | Code::Deleted | Code::Disabled | Code::Expired => true,
-            Code::Valid | Code::Forbidden | Code::RateLimited => false,
+            Code::NotFound | Code::Revoked | Code::Deleted | Code::Disabled | Code::Expired | Code::IpNotAllowed => {
+                true
+            }
+            Code::Valid | Code::Forbidden | Code::RateLimited | Code::UsageExceeded => false,
         }
     }
 }
@@ -71,8 +87,9 @@ pub enum Need {
     Unmatchable,
 }
 
-/// The code for `record` asked about `need` at `now`.
-pub fn judge(record: Option<&KeyAuth>, need: &Need, now: Timestamp) -> Code {
+/// The code for `record` asked about `need` at `now`, used from `ip` (which matters only to
+/// a key with an allowlist; `None`: not known, which such a key refuses).
+pub fn judge(record: Option<&KeyAuth>, need: &Need, ip: Option<IpAddr>, now: Timestamp) -> Code {
     let Some(k) = record else { return Code::NotFound };
     match k.standing(now) {
         Standing::Revoked => return Code::Revoked,
@@ -80,6 +97,9 @@ pub fn judge(record: Option<&KeyAuth>, need: &Need, now: Timestamp) -> Code {
         Standing::Disabled => return Code::Disabled,
         Standing::Expired => return Code::Expired,
         Standing::Usable => {}
+    }
+    if k.limits().is_some_and(|l| !l.admits_ip(ip)) {
+        return Code::IpNotAllowed;
     }
     match need {
         Need::Usable => Code::Valid,
@@ -92,7 +112,8 @@ pub fn judge(record: Option<&KeyAuth>, need: &Need, now: Timestamp) -> Code {
 mod tests {
     use super::*;
     use crate::domain::grants::Grants;
-    use crate::domain::model::{KeyId, Status};
+    use crate::domain::limits::{parse_allowlist, Limits};
+    use crate::domain::model::{Extras, KeyId, Status};
 
     fn record(status: Status, expires_at: Option<i64>) -> KeyAuth {
         KeyAuth {
@@ -104,7 +125,7 @@ mod tests {
             expires_at: expires_at.map(Timestamp::from_millis),
             application_id: None,
             application_uuid: None,
-            labels: None,
+            extras: None,
         }
     }
 
@@ -131,13 +152,51 @@ mod tests {
             (Some(KeyAuth { enabled: false, ..record(Status::Revoked, None) }), &Need::Usable, Code::Revoked),
         ];
         for (rec, need, want) in rows {
-            assert_eq!(judge(rec.as_ref(), need, now), want, "{rec:?} {need:?}");
+            assert_eq!(judge(rec.as_ref(), need, None, now), want, "{rec:?} {need:?}");
         }
+    }
+
+    #[test]
+    fn the_allowlist_comes_after_expiry_and_before_the_grant() {
+        let now = Timestamp::from_millis(1000);
+        let listed = |status, expires_at: Option<i64>, enabled| KeyAuth {
+            enabled,
+            extras: Extras::of(
+                None,
+                None,
+                Limits { allowed_ips: Some(parse_allowlist(&["10.0.0.0/8".into()]).unwrap()), ..Limits::default() },
+            ),
+            ..record(status, expires_at)
+        };
+        let inside: Option<IpAddr> = Some("10.1.2.3".parse().unwrap());
+        let outside: Option<IpAddr> = Some("192.0.2.1".parse().unwrap());
+        let write_data = Need::On { path: GrantPath::parse("/data").unwrap(), access: Access::Write };
+        let rows = [
+            (listed(Status::Active, None, true), &Need::Usable, inside, Code::Valid),
+            (listed(Status::Active, None, true), &Need::Usable, outside, Code::IpNotAllowed),
+            (listed(Status::Active, None, true), &Need::Usable, None, Code::IpNotAllowed),
+            // An address outside the list is refused before the path is looked at...
+            (listed(Status::Active, None, true), &write_data, outside, Code::IpNotAllowed),
+            (listed(Status::Active, None, true), &write_data, inside, Code::Forbidden),
+            // ...and after everything that says the key itself is no good.
+            (listed(Status::Revoked, None, true), &Need::Usable, outside, Code::Revoked),
+            (listed(Status::Deleted, None, true), &Need::Usable, outside, Code::Deleted),
+            (listed(Status::Active, None, false), &Need::Usable, outside, Code::Disabled),
+            (listed(Status::Active, Some(10), true), &Need::Usable, outside, Code::Expired),
+        ];
+        for (rec, need, ip, want) in rows {
+            assert_eq!(judge(Some(&rec), need, ip, now), want, "{rec:?} {need:?} {ip:?}");
+        }
+        // A key without an allowlist ignores the address, known or not.
+        assert_eq!(judge(Some(&record(Status::Active, None)), &Need::Usable, outside, now), Code::Valid);
     }
 
     #[test]
     fn only_a_bad_credential_is_a_failure() {
         let failures: Vec<Code> = Code::ALL.into_iter().filter(|c| c.is_failure()).collect();
-        assert_eq!(failures, [Code::NotFound, Code::Revoked, Code::Deleted, Code::Disabled, Code::Expired]);
+        assert_eq!(
+            failures,
+            [Code::NotFound, Code::Revoked, Code::Deleted, Code::Disabled, Code::Expired, Code::IpNotAllowed]
+        );
     }
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::grants::Grants;
 use crate::domain::key_format::KeyHash;
+use crate::domain::limits::{Cidr, Credits, LimitSettings, RateLimit, RefillInterval};
 use crate::domain::model::{Action, AppId, Application, AuditContext, KeyAuth, KeyId, KeyRecord, Meta, Status};
 use crate::domain::timestamp::Timestamp;
 
@@ -91,6 +92,8 @@ pub struct NewKeyRow<'a> {
     pub meta: Option<&'a Meta>,
     /// The key it replaces, when made by a rotation.
     pub rotated_from: Option<KeyId>,
+    /// Its rate limit, credits and IP allowlist.
+    pub limits: &'a LimitSettings,
 }
 
 /// What an update changes on a key: `None` leaves a field as it is.
@@ -110,6 +113,25 @@ pub struct KeyChanges {
     pub enabled: Option<bool>,
     /// The key that replaced this one.
     pub rotated_to: Option<KeyId>,
+    /// New rate limit (`Some(None)`: none).
+    pub rate_limit: Option<Option<RateLimit>>,
+    /// New credits (`Some(None)`: none); setting them starts a new generation.
+    pub credits: Option<Option<Credits>>,
+    /// New IP allowlist (`Some(None)`: none).
+    pub allowed_ips: Option<Option<Vec<Cidr>>>,
+}
+
+/// What a credit lease took from the database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CreditTake {
+    /// Credits granted to the node.
+    pub granted: u64,
+    /// Credits left in the database.
+    pub left: u64,
+    /// The refill period they belong to (the start of the current one), if they refill.
+    pub period: Option<Timestamp>,
+    /// Their refill interval, if any.
+    pub interval: Option<RefillInterval>,
 }
 
 /// Which keys a listing returns: newest first, ids below `before`, at most `limit`.
@@ -218,6 +240,16 @@ pub trait KeyStore {
     fn mark_deleted(&self, id: KeyId, at: Timestamp) -> Result<bool, StoreError>;
     /// Applies `changes` to key `id`.
     fn update_key(&self, id: KeyId, changes: &KeyChanges) -> Result<(), StoreError>;
+    /// Takes up to `block` credits of key `id` (of its successor, if it was rotated away)
+    /// for a node to spend, refilling them first if a refill boundary passed by `now`.
+    fn lease_credits(&self, id: KeyId, block: u64, now: Timestamp) -> Result<CreditTake, StoreError>;
+    /// Gives back `amount` credits leased for key `id`, if its credits are still of
+    /// generation `version` and refill period `period` (else they are void anyway).
+    fn return_credits(&self, id: KeyId, version: u64, period: Option<Timestamp>, amount: u64)
+        -> Result<(), StoreError>;
+    /// Makes key `from` (and every key already spending from it) spend from `to`'s credits:
+    /// a rotation moves the count, so the old and the new key never spend it twice.
+    fn pool_credits(&self, from: KeyId, to: KeyId) -> Result<(), StoreError>;
     /// Moves the key's `last_used_at` forward to `at`, never backward.
     fn touch_last_used(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError>;
     /// True when any key exists.

@@ -40,11 +40,20 @@ async fn world(identity: &str) -> World {
         "app_a_admin" => Some(a.admin_key),
         "app_b_key" => Some(b.admin_key),
         "expired" => Some(global(Grants::root(), Some(Timestamp::now().plus_millis(-1000)))),
-        "revoked" | "deleted" | "tampered" => Some(global(Grants::root(), None)),
+        "revoked" | "deleted" | "tampered" | "out_of_credits" | "outside_allowlist" => {
+            Some(global(Grants::root(), None))
+        }
         "malformed" => Some(mangle(&app.root)),
         "none" => None,
         other => panic!("unknown identity {other}"),
     };
+    // Limits set in the store before the key's first use (a login included), which reads its row.
+    if let (Some(k), "out_of_credits" | "outside_allowlist") = (&key, base) {
+        let column =
+            if base == "out_of_credits" { "credits_remaining = 0" } else { "allowed_ips = '[\"203.0.113.0/24\"]'" };
+        let id = app.conn().find_key_by_hash(&ApiKey::parse(k).unwrap().hash()).unwrap().unwrap().id;
+        app.conn().execute(&format!("UPDATE api_keys SET {column} WHERE id = ?1"), [id.0]).unwrap();
+    }
     let mut credential = key.clone();
     if jwt {
         let key = key.as_deref().unwrap_or_else(|| panic!("{identity}: a token is minted from a key"));
@@ -80,6 +89,9 @@ fn request(endpoint: &str, w: &World) -> TestRequest {
         "get_key" => TestRequest::get().uri(&format!("/api/v1/keys/{vid}")),
         "revoke_key" => TestRequest::delete().uri(&format!("/api/v1/keys/{vid}")),
         "update_key" => TestRequest::patch().uri(&format!("/api/v1/keys/{vid}")).set_json(json!({"title": "t2"})),
+        "set_limits" => TestRequest::patch()
+            .uri(&format!("/api/v1/keys/{vid}"))
+            .set_json(json!({"rate_limit": {"limit": 5, "window_seconds": 60}, "credits": {"remaining": 9}})),
         "rotate_key" => TestRequest::post().uri(&format!("/api/v1/keys/{vid}/rotate")).set_json(json!({})),
         "list_audit" => TestRequest::get().uri("/api/v1/audit"),
         "verify" => TestRequest::post().uri("/api/v1/keys/verify").set_json(json!({"key": victim_key})),

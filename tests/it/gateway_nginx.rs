@@ -8,17 +8,15 @@
 //! (`support::prerequisite`).
 
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::process::{Command, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::binary::{http, Server};
+use crate::support::binary::{http, http_full, Server};
 use crate::support::prerequisite::{say, skip_unless_required};
+use crate::support::upstream::{self, Gateway, Upstream};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/nginx.conf");
 
@@ -44,137 +42,17 @@ fn nginx_version(bin: &Path) -> Option<(u32, u32, u32)> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The upstream: answers 200 "upstream ok" to anything and records each request head.
-
-struct Upstream {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<String>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Upstream {
-    /// The accept loop polls a stop flag and gives up on its own after `LIFETIME` at the latest.
-    fn start() -> Upstream {
-        const LIFETIME: Duration = Duration::from_secs(300);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (stop2, seen2) = (Arc::clone(&stop), Arc::clone(&seen));
-        let thread = thread::spawn(move || {
-            let deadline = Instant::now() + LIFETIME;
-            while !stop2.load(Ordering::SeqCst) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((stream, _)) => answer(stream, &seen2),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(10)),
-                    Err(_) => thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        Upstream { addr, stop, seen, thread: Some(thread) }
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-/// Reads one request (head + Content-Length body, bounded by timeouts and size), records it in
-/// `seen` (head followed by body) *before* answering, so the test sees it once it has the reply.
-fn answer(stream: TcpStream, seen: &Mutex<Vec<String>>) {
-    if let Some(request) = read_request(&stream) {
-        seen.lock().unwrap().push(request);
-        let reply =
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: close\r\n\r\nupstream ok";
-        let _ = (&stream).write_all(reply.as_bytes());
-    }
-}
-
-fn read_request(mut stream: &TcpStream) -> Option<String> {
-    stream.set_nonblocking(false).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > 64 * 1024 {
-            return None;
-        }
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let length = head
-        .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(64 * 1024);
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
-    Some(format!("{head}{body}"))
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // nginx: config derived from the example, started in the foreground, stopped by PID.
 
-struct Nginx {
-    child: Child,
-    addr: SocketAddr,
-    dir: PathBuf,
+/// nginx, with its error log.
+type Nginx = Gateway;
+
+fn error_log(nginx: &Nginx) -> String {
+    fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default()
 }
 
-impl Nginx {
-    fn error_log(&self) -> String {
-        fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    /// SIGTERM to the master's PID (it stops its workers, which a SIGKILL would orphan), a bounded
-    /// wait, then SIGKILL as a last resort.
-    fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Replaces `from` — which must occur exactly once — so a change to the example that this test
-/// no longer understands fails loudly instead of silently testing something else.
 fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(text.matches(from).count(), 1, "examples/nginx.conf should contain `{from}` exactly once");
-    text.replacen(from, to, 1)
+    upstream::replace_once("examples/nginx.conf", text, from, to)
 }
 
 /// The example with only deployment details changed: addresses, and every path nginx writes to
@@ -237,14 +115,14 @@ fn start_nginx(bin: &Path, dir: &Path, apikeyd: SocketAddr, app: SocketAddr) -> 
             .stderr(out)
             .spawn()
             .unwrap();
-        let mut nginx = Nginx { child, addr: listen, dir: dir.to_owned() };
+        let mut nginx = Gateway { child, addr: listen, dir: dir.to_owned() };
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = nginx.child.try_wait() {
                 last_error = format!(
                     "nginx exited ({status}):\n{}{}",
                     fs::read_to_string(dir.join("nginx.out")).unwrap_or_default(),
-                    nginx.error_log()
+                    error_log(&nginx)
                 );
                 break;
             }
@@ -254,7 +132,7 @@ fn start_nginx(bin: &Path, dir: &Path, apikeyd: SocketAddr, app: SocketAddr) -> 
             thread::sleep(Duration::from_millis(50));
         }
         if last_error.is_empty() {
-            last_error = format!("nginx did not listen on {listen} within 15s:\n{}", nginx.error_log());
+            last_error = format!("nginx did not listen on {listen} within 15s:\n{}", error_log(&nginx));
         }
         drop(nginx);
     }
@@ -303,7 +181,7 @@ fn nginx_auth_request_enforces_apikeyd_decisions() {
     let bearer = format!("Bearer {reader}");
     for key_header in [("x-user-api-key", reader.as_str()), ("Authorization", bearer.as_str())] {
         let (status, body) = via("GET", "/data/file", &[key_header, ("X-Key-Id", "999999")], None);
-        assert_eq!((status, body.as_str()), (200, "upstream ok"), "{}", nginx.error_log());
+        assert_eq!((status, body.as_str()), (200, "upstream ok"), "{}", error_log(&nginx));
         let seen = last();
         assert!(seen.starts_with("get /data/file http/1.1\r\n"), "{seen}");
         assert!(seen.contains(&format!("\r\nx-key-id: {reader_id}\r\n")), "{seen}");
@@ -380,19 +258,64 @@ fn nginx_auth_request_enforces_apikeyd_decisions() {
     assert_eq!(hits(), before + 1, "refused requests reached the upstream: {:#?}", &upstream.seen()[before..]);
 
     // Nothing went wrong between nginx and apikeyd (e.g. "auth request unexpected status").
-    let errors = nginx.error_log();
+    let errors = error_log(&nginx);
     let bad: Vec<_> =
         errors.lines().filter(|l| ["[error]", "[crit]", "[alert]", "[emerg]"].iter().any(|t| l.contains(t))).collect();
     assert!(bad.is_empty(), "nginx error.log:\n{errors}");
     let access_log = fs::read_to_string(dir.path().join("access.log")).unwrap_or_default();
     assert!(access_log.contains(&format!("key={reader_id} ")), "{access_log}");
+
+    // Usage control: a key with a rate limit gets its window's headers on every answer, and
+    // past the limit a 429 with Retry-After (not the 500 auth_request alone would make of it).
+    let (status, body) = server.request(
+        "POST",
+        "/api/v1/keys",
+        &[("Authorization", &format!("Bearer {root}")), ("content-type", "application/json")],
+        Some(r#"{"title": "metered", "rate_limit": {"limit": 2, "window_seconds": 60}}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let metered =
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["data"]["api_key"].as_str().unwrap().to_owned();
+    let find =
+        |headers: &[(String, String)], name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let before = hits();
+    for left in ["1", "0"] {
+        let (status, headers, body) = http_full(nginx.addr, "GET", "/data/file", &[("x-user-api-key", &metered)], None);
+        assert_eq!((status, body.as_str()), (200, "upstream ok"));
+        assert_eq!(find(&headers, "ratelimit-limit").as_deref(), Some("2"), "{headers:?}");
+        assert_eq!(find(&headers, "ratelimit-remaining").as_deref(), Some(left), "{headers:?}");
+        assert!(find(&headers, "ratelimit-reset").is_some(), "{headers:?}");
+    }
+    let (status, headers, _) = http_full(nginx.addr, "GET", "/data/file", &[("x-user-api-key", &metered)], None);
+    assert_eq!(status, 429, "{headers:?}\n{}", error_log(&nginx));
+    let retry: u64 = find(&headers, "retry-after").expect("Retry-After").parse().unwrap();
+    assert!((1..=66).contains(&retry), "{retry}");
+    assert_eq!(find(&headers, "ratelimit-remaining").as_deref(), Some("0"));
+    assert_eq!(hits(), before + 2, "the refused request never reached the upstream");
+    // A key without limits gets no limit headers.
+    let (_, headers, _) = http_full(nginx.addr, "GET", "/data/file", &[("x-user-api-key", &reader)], None);
+    assert!(find(&headers, "ratelimit-limit").is_none() && find(&headers, "retry-after").is_none(), "{headers:?}");
+    // A flood of bad keys from one client: apikeyd's failure budget answers 429, and the client
+    // gets a 429 with Retry-After too.
+    let mut flooded = None;
+    for i in 0..200 {
+        let bad = format!("sk-flood-{i}");
+        let (status, headers, _) = http_full(nginx.addr, "GET", "/data/file", &[("x-user-api-key", &bad)], None);
+        if status != 401 {
+            flooded = Some((status, find(&headers, "retry-after")));
+            break;
+        }
+    }
+    let (status, retry) = flooded.expect("the failure budget ran out within 200 bad keys");
+    assert_eq!(status, 429);
+    assert!(retry.is_some_and(|r| r.parse::<u64>().is_ok_and(|n| n >= 1)));
     // apikeyd gone: nginx fails closed. The subrequest gets 502, which auth_request does not
     // accept ("auth request unexpected status: 502" in error.log), so the client gets 500.
     let before = hits();
     server.kill9();
     assert_eq!(via("GET", "/data/file", &[("x-user-api-key", &reader)], None).0, 500);
     assert_eq!(hits(), before, "a request reached the upstream while apikeyd was down");
-    let errors_after = nginx.error_log();
+    let errors_after = error_log(&nginx);
     assert!(errors_after.contains("auth request unexpected status: 502"), "{errors_after}");
     say(&format!("gateway_nginx: ok ({} requests reached the upstream)", hits()));
 

@@ -10,9 +10,11 @@
 //! - across families: `verify` (verify API, forward-auth, the key index, usage), `audit`,
 //!   `isolation` (applications never see each other), `authz_matrix` (tests/data/authz_matrix.tsv),
 //!   `limits` (failed-authentication rate limiting), `limits_table` (request limits),
-//!   `overload` (write shedding), `openapi`;
+//!   `overload` (write shedding), `openapi`, `usage_control` (per-key rate limits, credits,
+//!   IP allowlists);
 //! - pure code: `properties` (proptest);
-//! - the real binary: `process`, `tls`, `gateway_nginx` (a real nginx in front) and
+//! - the real binary: `process`, `credits_crash` (kill -9 while credits are spent), `tls`,
+//!   `gateway_nginx` and `gateway_caddy` (a real nginx or Caddy in front) and
 //!   `contract_examples` (the client code in the contract documents in ../shared/seeds).
 
 mod support;
@@ -23,6 +25,8 @@ mod authz_matrix;
 mod cli;
 mod clients;
 mod contract_examples;
+mod credits_crash;
+mod gateway_caddy;
 mod gateway_nginx;
 mod isolation;
 mod lifecycle;
@@ -37,4 +41,5 @@ mod review_holes;
 mod sessions;
 mod shard;
 mod tls;
+mod usage_control;
 mod verify;

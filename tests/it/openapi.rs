@@ -8,7 +8,7 @@ use actix_web::http::Method;
 use actix_web::test::TestRequest;
 use apikeyd::domain::grants::Grants;
 use apikeyd::http::ROUTES;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::{bearer, TestApp};
 
@@ -171,5 +171,26 @@ async fn each_family_renders_errors_in_its_documented_envelope() {
         let reply = app.send(req).await;
         assert!(reply.status.is_client_error(), "{}", reply.raw);
         assert_shape(&doc, schema, &reply.body);
+    }
+}
+
+#[actix_web::test]
+async fn the_usage_limits_in_the_document_are_the_ones_enforced() {
+    use apikeyd::config::{MAX_ALLOWED_IPS, MAX_CREDITS, MAX_RATE_LIMIT, MAX_RATE_WINDOW_SECONDS, MAX_VERIFY_COST};
+    let app = TestApp::new().await;
+    let doc = document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    let rate = &schemas["RateLimit"]["properties"];
+    assert_eq!(rate["limit"]["maximum"], json!(MAX_RATE_LIMIT));
+    assert_eq!(rate["window_seconds"]["maximum"], json!(MAX_RATE_WINDOW_SECONDS));
+    assert_eq!(schemas["Credits"]["properties"]["remaining"]["maximum"], json!(MAX_CREDITS));
+    assert_eq!(schemas["Refill"]["properties"]["amount"]["maximum"], json!(MAX_CREDITS));
+    assert_eq!(schemas["VerifyBody"]["properties"]["cost"]["maximum"], json!(MAX_VERIFY_COST));
+    for body in ["CreateKeyBody", "UpdateKeyBody"] {
+        assert_eq!(schemas[body]["properties"]["allowed_ips"]["maxItems"], json!(MAX_ALLOWED_IPS), "{body}");
+    }
+    let codes = &schemas["Verdict"]["properties"]["code"]["enum"];
+    for code in ["IP_NOT_ALLOWED", "RATE_LIMITED", "USAGE_EXCEEDED"] {
+        assert!(codes.as_array().unwrap().contains(&json!(code)), "{codes}");
     }
 }

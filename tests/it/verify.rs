@@ -62,7 +62,9 @@ async fn verify_answers_every_code_with_the_documented_fields() {
                 "expires_at",
                 "owner",
                 "meta",
-                "enabled"
+                "enabled",
+                "rate_limit",
+                "credits"
             ]
         );
         assert_eq!(data["code"], code, "{body}");

@@ -8,15 +8,23 @@ use uuid::Uuid;
 
 use crate::domain::grants::{GrantBody, Grants};
 use crate::domain::key_format::KeyHash;
-use crate::domain::model::{AppId, KeyAuth, KeyId, KeyRecord, Labels, Meta, Status};
+use crate::domain::limits::{
+    parse_allowlist, period_start, Cidr, CreditPolicy, Credits, LimitSettings, Limits, RateLimit, Refill,
+    RefillInterval,
+};
+use crate::domain::model::{AppId, Extras, KeyAuth, KeyId, KeyRecord, Meta, Status};
 use crate::domain::timestamp::Timestamp;
-use crate::storage::{Interned, KeyChanges, KeyFilter, KeyStore, NewKeyRow, StoreError};
+use crate::storage::{CreditTake, Interned, KeyChanges, KeyFilter, KeyStore, NewKeyRow, StoreError};
 
 const COLUMNS: &str = "id, uuid, title, prefix, grants, status, created_at, revoked_at, deleted_at, \
                        expires_at, (SELECT u.last_used_at FROM key_usage u WHERE u.key_id = api_keys.id), \
                        created_by, application_id, \
                        (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id), \
-                       enabled, owner, meta, rotated_from, rotated_to";
+                       enabled, owner, meta, rotated_from, rotated_to, \
+                       rate_limit, rate_window, \
+                       coalesce((SELECT p.credits_remaining FROM api_keys p WHERE p.id = api_keys.credits_pool), \
+                                credits_remaining), \
+                       credits_refill_amount, credits_refill_interval, credits_version, allowed_ips";
 
 impl KeyStore for Connection {
     fn insert_key_row(&self, row: &NewKeyRow<'_>) -> Result<Option<KeyId>, StoreError> {
@@ -25,8 +33,9 @@ impl KeyStore for Connection {
         let inserted = self
             .prepare_cached(
                 "INSERT INTO api_keys (uuid, title, prefix, key_hash, grants, created_at, expires_at, \
-             created_by, application_id, owner, meta, rotated_from) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             created_by, application_id, owner, meta, rotated_from, rate_limit, rate_window, \
+             credits_remaining, credits_refill_amount, credits_refill_interval, credits_period, allowed_ips) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )?
             .execute(params![
                 row.uuid.to_string(),
@@ -41,6 +50,13 @@ impl KeyStore for Connection {
                 row.owner,
                 row.meta.map(Meta::as_str),
                 row.rotated_from.map(|k| k.0),
+                row.limits.rate_limit.map(|r| to_sql_int(r.limit)),
+                row.limits.rate_limit.map(|r| to_sql_int(r.window_seconds)),
+                row.limits.credits.map(|c| to_sql_int(c.remaining)),
+                row.limits.credits.and_then(|c| c.refill).map(|r| to_sql_int(r.amount)),
+                row.limits.credits.and_then(|c| c.refill).map(|r| interval_text(r.interval)),
+                row.limits.credits.and_then(|c| c.refill).map(|r| period_start(r.interval, row.created_at).millis()),
+                allowlist_json(row.limits.allowed_ips.as_deref()),
             ]);
         match inserted {
             Ok(_) => Ok(Some(KeyId(self.last_insert_rowid()))),
@@ -110,6 +126,8 @@ impl KeyStore for Connection {
 
     /// One statement whatever changes: each field is set only when its flag says so.
     fn update_key(&self, id: KeyId, c: &KeyChanges) -> Result<(), StoreError> {
+        let credits = c.credits.flatten();
+        let refill = credits.and_then(|c| c.refill);
         let grants_json = c
             .grants
             .as_ref()
@@ -124,7 +142,16 @@ impl KeyStore for Connection {
                  owner = CASE WHEN ?6 THEN ?7 ELSE owner END, \
                  meta = CASE WHEN ?8 THEN ?9 ELSE meta END, \
                  enabled = coalesce(?10, enabled), \
-                 rotated_to = coalesce(?11, rotated_to) \
+                 rotated_to = coalesce(?11, rotated_to), \
+                 rate_limit = CASE WHEN ?12 THEN ?13 ELSE rate_limit END, \
+                 rate_window = CASE WHEN ?12 THEN ?14 ELSE rate_window END, \
+                 credits_remaining = CASE WHEN ?15 THEN ?16 ELSE credits_remaining END, \
+                 credits_refill_amount = CASE WHEN ?15 THEN ?17 ELSE credits_refill_amount END, \
+                 credits_refill_interval = CASE WHEN ?15 THEN ?18 ELSE credits_refill_interval END, \
+                 credits_period = CASE WHEN ?15 THEN ?19 ELSE credits_period END, \
+                 credits_version = credits_version + CASE WHEN ?15 THEN 1 ELSE 0 END, \
+                 credits_pool = CASE WHEN ?15 THEN NULL ELSE credits_pool END, \
+                 allowed_ips = CASE WHEN ?20 THEN ?21 ELSE allowed_ips END \
              WHERE id = ?1",
         )?
         .execute(params![
@@ -139,7 +166,67 @@ impl KeyStore for Connection {
             c.meta.as_ref().and_then(|m| m.as_ref().map(|m| m.as_str().to_owned())),
             c.enabled,
             c.rotated_to.map(|k| k.0),
+            c.rate_limit.is_some(),
+            c.rate_limit.flatten().map(|r| to_sql_int(r.limit)),
+            c.rate_limit.flatten().map(|r| to_sql_int(r.window_seconds)),
+            c.credits.is_some(),
+            credits.map(|c| to_sql_int(c.remaining)),
+            refill.map(|r| to_sql_int(r.amount)),
+            refill.map(|r| interval_text(r.interval)),
+            refill.map(|r| period_start(r.interval, Timestamp::now()).millis()),
+            c.allowed_ips.is_some(),
+            c.allowed_ips.as_ref().and_then(|a| allowlist_json(a.as_deref())),
         ])?;
+        Ok(())
+    }
+
+    fn lease_credits(&self, id: KeyId, block: u64, now: Timestamp) -> Result<CreditTake, StoreError> {
+        type Row = (i64, Option<i64>, Option<i64>, Option<String>, Option<i64>);
+        // A key rotated away spends from its successor's count (`credits_pool`).
+        let (pool, remaining, amount, interval, period): Row = self
+            .prepare_cached(
+                "SELECT p.id, p.credits_remaining, p.credits_refill_amount, p.credits_refill_interval, p.credits_period \
+                 FROM api_keys k JOIN api_keys p ON p.id = coalesce(k.credits_pool, k.id) WHERE k.id = ?1",
+            )?
+            .query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        let Some(mut remaining) = remaining.map(from_sql_int) else { return Ok(CreditTake::default()) };
+        let interval = interval.as_deref().map(parse_interval).transpose()?;
+        let mut period = period.map(Timestamp::from_millis);
+        if let (Some(amount), Some(interval)) = (amount, interval) {
+            let current = period_start(interval, now);
+            if period.is_none_or(|p| p < current) {
+                remaining = from_sql_int(amount);
+                period = Some(current);
+            }
+        }
+        let granted = block.min(remaining);
+        self.prepare_cached("UPDATE api_keys SET credits_remaining = ?2, credits_period = ?3 WHERE id = ?1")?
+            .execute(params![pool, to_sql_int(remaining - granted), period.map(Timestamp::millis)])?;
+        Ok(CreditTake { granted, left: remaining - granted, period, interval })
+    }
+
+    fn return_credits(
+        &self,
+        id: KeyId,
+        version: u64,
+        period: Option<Timestamp>,
+        amount: u64,
+    ) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE api_keys SET credits_remaining = credits_remaining + ?4 \
+             WHERE id = (SELECT coalesce(k.credits_pool, k.id) FROM api_keys k WHERE k.id = ?1 AND k.credits_version = ?2) \
+               AND credits_period IS ?3 AND credits_remaining IS NOT NULL",
+        )?
+        .execute(params![id.0, to_sql_int(version), period.map(Timestamp::millis), to_sql_int(amount)])?;
+        Ok(())
+    }
+
+    fn pool_credits(&self, from: KeyId, to: KeyId) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE api_keys SET credits_pool = ?2 \
+             WHERE (id = ?1 OR credits_pool = ?1) AND credits_remaining IS NOT NULL",
+        )?
+        .execute(params![from.0, to.0])?;
         Ok(())
     }
 
@@ -206,7 +293,9 @@ impl KeyStore for Connection {
 pub(super) const AUTH_COLUMNS: &str = "api_keys.key_hash, api_keys.id, api_keys.uuid, api_keys.grants, \
      api_keys.status, api_keys.expires_at, api_keys.application_id, \
      (SELECT a.uuid FROM applications a WHERE a.id = api_keys.application_id), \
-     api_keys.enabled, api_keys.owner, api_keys.meta";
+     api_keys.enabled, api_keys.owner, api_keys.meta, api_keys.rate_limit, api_keys.rate_window, \
+     api_keys.credits_remaining, api_keys.credits_refill_amount, api_keys.credits_refill_interval, \
+     api_keys.credits_version, api_keys.allowed_ips";
 
 /// A key's hash and authentication view from [`AUTH_COLUMNS`], starting at column `at`.
 pub(super) fn auth_from_row(row: &Row<'_>, at: usize, interned: &mut Interned) -> rusqlite::Result<(KeyHash, KeyAuth)> {
@@ -239,7 +328,16 @@ pub(super) fn auth_from_row(row: &Row<'_>, at: usize, interned: &mut Interned) -
             .map(|u| Uuid::parse_str(&u).map_err(|_| bad(7, "application uuid")))
             .transpose()?,
         enabled: row.get(at + 8)?,
-        labels: Labels::of(row.get(at + 9)?, meta_at(row, at + 10)?),
+        extras: {
+            let limits = limits_at(row, at + 11)?;
+            let version: i64 = row.get(at + 16)?;
+            let limits = Limits {
+                rate_limit: limits.rate_limit,
+                credits: limits.credits.map(|c| CreditPolicy { version: version.unsigned_abs(), refill: c.refill }),
+                allowed_ips: limits.allowed_ips,
+            };
+            Extras::of(row.get(at + 9)?, meta_at(row, at + 10)?, limits)
+        },
     };
     Ok((KeyHash(hash), auth))
 }
@@ -255,6 +353,8 @@ fn meta_at(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<Meta>> {
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
+    // Columns 19 to 25: the limits (with the credits' generation at 24).
+    let limits = limits_at(row, 19)?;
     let bad = |col: usize, why: &str| {
         rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, why.to_owned().into())
     };
@@ -288,7 +388,67 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         meta: meta_at(row, 16)?,
         rotated_from: row.get::<_, Option<i64>>(17)?.map(KeyId),
         rotated_to: row.get::<_, Option<i64>>(18)?.map(KeyId),
+        rate_limit: limits.rate_limit,
+        credits: limits.credits,
+        credits_version: row.get::<_, i64>(24)?.unsigned_abs(),
+        allowed_ips: limits.allowed_ips,
     })
+}
+
+/// The limit columns starting at `at`: rate_limit, rate_window, credits_remaining,
+/// credits_refill_amount, credits_refill_interval, (credits_version), allowed_ips.
+fn limits_at(row: &Row<'_>, at: usize) -> rusqlite::Result<LimitSettings> {
+    let bad = |col: usize, why: &'static str| {
+        rusqlite::Error::FromSqlConversionFailure(at + col, rusqlite::types::Type::Text, why.into())
+    };
+    let int =
+        |col: usize| -> rusqlite::Result<Option<u64>> { Ok(row.get::<_, Option<i64>>(at + col)?.map(from_sql_int)) };
+    let rate_limit = match (int(0)?, int(1)?) {
+        (Some(limit), Some(window_seconds)) => Some(RateLimit { limit, window_seconds }),
+        _ => None,
+    };
+    let refill = match (int(3)?, row.get::<_, Option<String>>(at + 4)?) {
+        (Some(amount), Some(interval)) => {
+            Some(Refill { amount, interval: parse_interval(&interval).map_err(|_| bad(4, "refill interval"))? })
+        }
+        _ => None,
+    };
+    let credits = int(2)?.map(|remaining| Credits { remaining, refill });
+    let allowed_ips = row
+        .get::<_, Option<String>>(at + 6)?
+        .map(|text| {
+            let list: Vec<String> = serde_json::from_str(&text).map_err(|_| bad(6, "allowed_ips JSON"))?;
+            parse_allowlist(&list).map_err(|_| bad(6, "allowed_ips"))
+        })
+        .transpose()?;
+    Ok(LimitSettings { rate_limit, credits, allowed_ips })
+}
+
+fn to_sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn from_sql_int(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn interval_text(i: RefillInterval) -> &'static str {
+    match i {
+        RefillInterval::Daily => "daily",
+        RefillInterval::Monthly => "monthly",
+    }
+}
+
+fn parse_interval(text: &str) -> Result<RefillInterval, StoreError> {
+    match text {
+        "daily" => Ok(RefillInterval::Daily),
+        "monthly" => Ok(RefillInterval::Monthly),
+        _ => Err(StoreError::Malformed("credits_refill_interval")),
+    }
+}
+
+fn allowlist_json(list: Option<&[Cidr]>) -> Option<String> {
+    list.map(|l| serde_json::Value::from(l.iter().map(ToString::to_string).collect::<Vec<_>>()).to_string())
 }
 
 #[cfg(test)]
@@ -318,6 +478,7 @@ mod tests {
                 owner: None,
                 meta: None,
                 rotated_from: None,
+                limits: &LimitSettings::default(),
             })
             .unwrap();
         (key, rec)

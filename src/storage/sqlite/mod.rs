@@ -29,7 +29,7 @@ use writer::Writer;
 /// The complete current schema.
 const SCHEMA: &str = include_str!("../../../schema.sql");
 /// The schema version `SCHEMA` produces.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 /// Steps from version N to N+1, for N = 1, 2, ...; each runs in its own transaction.
 /// Never edit a shipped step: add one and update schema.sql to match.
 const MIGRATIONS: &[&str] = &[
@@ -86,6 +86,16 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE temp.audit_v3;
      CREATE INDEX audit_log_by_key ON audit_log (key_id);
      CREATE INDEX audit_log_by_application ON audit_log (application_id, id);",
+    // 3 -> 4: usage control: rate limits, credits (with refill and a generation), IP allowlists.
+    "ALTER TABLE api_keys ADD COLUMN rate_limit INTEGER;
+     ALTER TABLE api_keys ADD COLUMN rate_window INTEGER;
+     ALTER TABLE api_keys ADD COLUMN credits_remaining INTEGER;
+     ALTER TABLE api_keys ADD COLUMN credits_refill_amount INTEGER;
+     ALTER TABLE api_keys ADD COLUMN credits_refill_interval TEXT CHECK (credits_refill_interval IN ('daily', 'monthly'));
+     ALTER TABLE api_keys ADD COLUMN credits_period INTEGER;
+     ALTER TABLE api_keys ADD COLUMN credits_version INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE api_keys ADD COLUMN allowed_ips TEXT;
+     ALTER TABLE api_keys ADD COLUMN credits_pool INTEGER REFERENCES api_keys (id);",
 ];
 /// Pool of read connections.
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;

@@ -11,6 +11,7 @@
 pub mod assertions;
 pub mod binary;
 pub mod prerequisite;
+pub mod upstream;
 
 use std::cell::OnceCell;
 use std::future::Future;
@@ -255,6 +256,7 @@ pub fn insert_fixture_key(
             owner: None,
             meta: None,
             rotated_from: None,
+            limits: &apikeyd::domain::limits::LimitSettings::default(),
         })
         .unwrap();
     let entry = AuditEntry { action: Action::Create, key: Some(rec.id), application: application_id, changes: None };

@@ -22,6 +22,13 @@ show "curl -s -w ' %{http_code}\n' \"\$H/api/v1/keys?owner=customer-42&unused_fo
 show "curl -s -w ' %{http_code}\n' -X POST \$H/api/v1/keys/verify -H 'Content-Type: application/json' -d \"{\\\"key\\\":\\\"\$RKEY\\\",\\\"path\\\":\\\"/data/report.csv\\\",\\\"access\\\":\\\"read\\\"}\""
 show "curl -s -o /dev/null -D - \$H/auth -H \"x-user-api-key: \$RKEY\" -H 'X-Original-URI: /data/report.csv' -H 'X-Original-Method: GET' | head -3"
 show "curl -s -o /dev/null -w '%{http_code}\n' \$H/auth -H \"x-user-api-key: \$RKEY\" -H 'X-Original-URI: /data/report.csv' -H 'X-Original-Method: PUT'"
+show "curl -s -w ' %{http_code}\n' -X POST \$H/api/v1/keys -H \"Authorization: Bearer \$ROOT\" -H 'Content-Type: application/json' -d '{\"title\":\"partner\",\"rate_limit\":{\"limit\":100,\"window_seconds\":60},\"credits\":{\"remaining\":1000,\"refill\":{\"amount\":1000,\"interval\":\"monthly\"}},\"allowed_ips\":[\"203.0.113.0/24\",\"2001:db8::/32\"]}'"
+LKEY=$(curl -s -X POST $H/api/v1/keys -H "Authorization: Bearer $ROOT" -H 'Content-Type: application/json' -d '{"title":"partner 2","rate_limit":{"limit":100,"window_seconds":60},"credits":{"remaining":1000},"allowed_ips":["203.0.113.0/24"]}' | python3 -c 'import sys,json;print(json.load(sys.stdin)["data"]["api_key"])')
+MKEY=$(curl -s -X POST $H/api/v1/keys -H "Authorization: Bearer $ROOT" -H 'Content-Type: application/json' -d '{"title":"metered","rate_limit":{"limit":2,"window_seconds":60}}' | python3 -c 'import sys,json;print(json.load(sys.stdin)["data"]["api_key"])')
+export LKEY MKEY
+show "curl -s -w ' %{http_code}\n' -X POST \$H/api/v1/keys/verify -H 'Content-Type: application/json' -d \"{\\\"key\\\":\\\"\$LKEY\\\",\\\"ip\\\":\\\"203.0.113.7\\\",\\\"cost\\\":5}\""
+show "curl -s -w ' %{http_code}\n' -X POST \$H/api/v1/keys/verify -H 'Content-Type: application/json' -d \"{\\\"key\\\":\\\"\$LKEY\\\",\\\"ip\\\":\\\"198.51.100.1\\\"}\""
+show "for i in 1 2 3; do curl -s -o /dev/null -D - \$H/auth -H \"x-user-api-key: \$MKEY\" | grep -i -E '^(HTTP|ratelimit|retry)'; done"
 show "curl -s -w ' %{http_code}\n' -X PATCH \$H/api/v1/keys/\$RID -H \"Authorization: Bearer \$ROOT\" -H 'Content-Type: application/json' -d '{\"enabled\":false}' -o /dev/null"
 show "curl -s -w ' %{http_code}\n' -X POST \$H/api/v1/keys/verify -H 'Content-Type: application/json' -d \"{\\\"key\\\":\\\"\$RKEY\\\"}\""
 show "curl -s -w ' %{http_code}\n' -X PATCH \$H/api/v1/keys/\$RID -H \"Authorization: Bearer \$ROOT\" -H 'Content-Type: application/json' -d '{\"enabled\":true}' -o /dev/null"

@@ -1,7 +1,8 @@
 //! The holes a hostile review found, one regression test each (docs/RELIABILITY.md lists
 //! them): forward-auth believing client-supplied headers, ambiguous paths passing
 //! forward-auth, two copies of one credential header, a weaker key acting on a stronger one,
-//! and session tokens echoed in errors. Each test fails on the code before its fix.
+//! session tokens echoed in errors, and a forged first X-Forwarded-For copy. Each test fails
+//! on the code before its fix.
 
 use actix_web::test::TestRequest;
 use apikeyd::config::{Config, ForwardAuthHeaders};
@@ -147,4 +148,31 @@ async fn session_tokens_are_redacted_from_error_messages() {
     assert_eq!(r.status, 400, "{}", r.raw);
     assert!(!r.raw.contains(&jwt[..40]), "a session token echoed: {}", r.raw);
     assert!(r.raw.contains("[redacted]"), "{}", r.raw);
+}
+
+/// Found while adding IP allowlists: behind a trusted proxy that appends the client's address
+/// as a second `X-Forwarded-For` header (rather than to the client's own), only the first
+/// copy was read, so a client could name any address it liked and spread its failures over
+/// fresh failure budgets forever. Every copy is now one chain, read from the right.
+#[actix_web::test]
+async fn a_forged_first_forwarded_for_header_does_not_buy_a_fresh_failure_budget() {
+    let config = Config {
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        failure_burst: 3,
+        failure_refill_per_sec: 1,
+        ..Config::default()
+    };
+    let app = TestApp::with_config(config).await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let forged = format!("198.51.100.{i}");
+        let req = TestRequest::get()
+            .uri("/auth")
+            .peer_addr("127.0.0.1:40000".parse().unwrap())
+            .insert_header(("x-user-api-key", "sk-made-up"))
+            .append_header(("x-forwarded-for", forged.as_str()))
+            .append_header(("x-forwarded-for", "203.0.113.9"));
+        statuses.push(app.send(req).await.status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429], "one client, one budget, whatever it claims");
 }

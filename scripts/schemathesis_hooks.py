@@ -6,9 +6,9 @@ check (ST202) reports. These hooks change only generated requests that break one
 and only in the way the rule needs; every check stays on, and every other request is sent as
 generated:
 
-1. An expiry must lie in the future (`expires_at`, and the shard family's `expiration_date`
-   apart from its "never" value 0001-01-01T00:00:00Z). JSON Schema has no "after now": a
-   past date is moved to one day from now.
+1. An expiry must lie in the future (`expires_at` on create and PATCH, and the shard
+   family's `expiration_date` apart from its "never" value 0001-01-01T00:00:00Z). JSON Schema
+   has no "after now": a past date is moved to one day from now.
 2. A key cannot revoke itself (DELETE /api/v1/keys/{id} with the caller's own id answers 400
    cannot_revoke_current_key). The caller's id comes from APIKEYD_CALLER_ID; such a request
    is sent for the next id instead.
@@ -62,7 +62,7 @@ def before_call(ctx, case, kwargs):
     # this hook, so a request changed here is judged as what is actually sent (and the
     # stateful phase, which map_case does not reach, passes through here too).
     method, path = case.operation.method.upper(), case.operation.path
-    if method == "POST":
+    if method in ("POST", "PATCH"):
         _future(case.body, "expires_at")
         if path == "/api-key":
             _future(case.body, "expiration_date", never=NEVER)

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::config::{MAX_ALLOWED_IPS, MAX_CREDITS, MAX_RATE_LIMIT, MAX_RATE_WINDOW_SECONDS};
 use crate::domain::timestamp::Timestamp;
+use crate::domain::whole::whole;
 
 /// At most `limit` accepted verdicts in any window of `window_seconds`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -18,9 +19,11 @@ pub struct RateLimit {
     /// 1 to 1,000,000,000 ([`MAX_RATE_LIMIT`]; the document's bounds are checked against
     /// the constants by a test).
     #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "whole")]
     pub limit: u64,
     /// 1 to 86,400 ([`MAX_RATE_WINDOW_SECONDS`]).
     #[schema(minimum = 1, maximum = 86_400)]
+    #[serde(deserialize_with = "whole")]
     pub window_seconds: u64,
 }
 
@@ -40,6 +43,7 @@ pub enum RefillInterval {
 pub struct Refill {
     /// What `remaining` becomes at each boundary (at most [`MAX_CREDITS`]).
     #[schema(minimum = 0, maximum = 1_000_000_000_000u64)]
+    #[serde(deserialize_with = "whole")]
     pub amount: u64,
     /// Which boundaries.
     pub interval: RefillInterval,
@@ -52,6 +56,7 @@ pub struct Credits {
     /// Credits left; each accepted verdict spends its cost (1 unless verify says otherwise);
     /// at most [`MAX_CREDITS`].
     #[schema(minimum = 0, maximum = 1_000_000_000_000u64)]
+    #[serde(deserialize_with = "whole")]
     pub remaining: u64,
     /// Refill, if any.
     pub refill: Option<Refill>,

@@ -8,3 +8,4 @@ pub mod limits;
 pub mod model;
 pub mod new_key;
 pub mod timestamp;
+pub mod whole;

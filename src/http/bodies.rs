@@ -270,14 +270,45 @@ pub fn grace_schema() -> utoipa::openapi::schema::Object {
 
 /// An IP allowlist: 1 to [`MAX_ALLOWED_IPS`] IPv4 or IPv6 addresses or CIDRs, or null.
 pub fn allowed_ips_schema() -> utoipa::openapi::schema::Array {
+    let network = utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(ip_format(KnownFormat::Ipv4))
+        .item(ip_format(KnownFormat::Ipv6))
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(format!("^{IPV4}/{IPV4_PREFIX}$"))))
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(format!("^{IPV6}/{IPV6_PREFIX}$"))))
+        .description(Some("An IPv4 or IPv6 address, or a CIDR such as 203.0.113.0/24 or 2001:db8::/32."));
     ArrayBuilder::new()
         .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
-        .items(ObjectBuilder::new().schema_type(Type::String).examples(["203.0.113.0/24", "2001:db8::/32"]))
+        .items(network)
         .description(Some("The networks the key may be used from; null: anywhere."))
         .max_items(Some(MAX_ALLOWED_IPS))
         .min_items(Some(1))
         .build()
 }
+
+/// An IPv4 or IPv6 address, or null (verify's `ip`).
+pub fn ip_schema() -> utoipa::openapi::schema::Schema {
+    let any_of = utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(ip_format(KnownFormat::Ipv4))
+        .item(ip_format(KnownFormat::Ipv6))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some("The address the key is used from; a key with an IP allowlist is refused without it."));
+    utoipa::openapi::schema::Schema::AnyOf(any_of.build())
+}
+
+fn ip_format(format: KnownFormat) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(format)))
+}
+
+// What `Cidr::parse` takes, as patterns (no leading zeros in IPv4, no embedded IPv4 in IPv6).
+const IPV4: &str = r"((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+const IPV4_PREFIX: &str = "(3[0-2]|[12]?[0-9])";
+const IPV6: &str = concat!(
+    "(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|",
+    "([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|",
+    "([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|",
+    "[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:))"
+);
+const IPV6_PREFIX: &str = "(12[0-8]|1[01][0-9]|[1-9]?[0-9])";
 
 /// A page size: 1 to [`MAX_PAGE_SIZE`].
 pub fn page_limit_schema() -> utoipa::openapi::schema::Object {

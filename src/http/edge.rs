@@ -20,6 +20,7 @@ use crate::config::{ForwardAuthHeaders, MAX_VERIFY_COST};
 use crate::domain::grants::{Access, GrantBody, GrantPath, Grants};
 use crate::domain::model::{KeyId, Meta};
 use crate::domain::timestamp::Timestamp;
+use crate::domain::whole::optional_whole;
 use crate::error::ApiError;
 use crate::service::credential::{verify, Accept, Ask, Checked, Origin};
 use crate::service::verdict::{Code, Need};
@@ -38,10 +39,11 @@ pub struct VerifyBody {
     access: Option<Access>,
     /// Credits this use costs, 0 to 1,000 (default 1); 0 checks that some are left.
     #[schema(schema_with = cost_schema)]
+    #[serde(default, deserialize_with = "optional_whole")]
     cost: Option<u64>,
     /// The address the key is being used from (IPv4 or IPv6): a key with an IP allowlist is
     /// refused without it.
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::bodies::ip_schema)]
     ip: Option<String>,
 }
 

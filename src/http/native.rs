@@ -19,6 +19,7 @@ use crate::domain::limits::{parse_allowlist, Credits, LimitSettings, RateLimit};
 use crate::domain::model::{KeyId, Status};
 use crate::domain::new_key::{NewKey, Title};
 use crate::domain::timestamp::{parse_duration, Timestamp};
+use crate::domain::whole::optional_whole;
 use crate::error::ApiError;
 use crate::service::credential;
 use crate::service::lifecycle::KeyUpdate;
@@ -389,6 +390,7 @@ pub async fn update_key(
 pub struct RotateBody {
     /// How long the old key keeps working.
     #[schema(schema_with = super::bodies::grace_schema)]
+    #[serde(default, deserialize_with = "optional_whole")]
     grace_seconds: Option<u64>,
 }
 

@@ -92,6 +92,13 @@ impl Window {
         Ok(RateState { limit, remaining: limit - used - 1, reset_ms: reset(oldest) })
     }
 
+    /// True when nothing admitted is counted at `now_ms` any more: dropping the window then
+    /// changes no answer.
+    fn is_empty_at(&self, now_ms: u64) -> bool {
+        let (first, _) = self.span(now_ms);
+        self.index.iter().zip(&self.count).all(|(i, c)| *c == 0 || *i == u64::MAX || *i < first)
+    }
+
     /// Gives back one verdict admitted at `now_ms` (its sub-window, if still counted).
     fn give_back(&mut self, now_ms: u64) {
         let last = now_ms / self.width_ms;
@@ -104,24 +111,50 @@ impl Window {
 
 /// Every key's window, sharded.
 pub struct Windows {
-    shards: Vec<Mutex<HashMap<KeyId, Window>>>,
+    shards: Vec<Mutex<Shard>>,
 }
+
+/// One shard's windows, and when it is next swept.
+#[derive(Default)]
+struct Shard {
+    windows: HashMap<KeyId, Window>,
+    /// Takes until the next sweep.
+    until_sweep: u32,
+}
+
+/// A shard is swept for windows that hold nothing every this many takes, once it holds more
+/// than this many windows: the map stays about as large as the keys used lately, not every
+/// key ever used, and the sweep costs well under one look-up per take.
+const SWEEP_EVERY: usize = 1024;
 
 impl Default for Windows {
     fn default() -> Windows {
-        Windows { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        Windows { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect() }
     }
 }
 
 impl Windows {
-    fn shard(&self, key: KeyId) -> MutexGuard<'_, HashMap<KeyId, Window>> {
+    fn shard(&self, key: KeyId) -> MutexGuard<'_, Shard> {
         self.shards[(key.0.unsigned_abs() as usize) % SHARDS].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Windows held, over all shards.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).windows.len()).sum()
     }
 
     /// Takes one slot of `key`'s window at `now_ms` (a changed limit starts a fresh window).
     pub fn take(&self, key: KeyId, config: RateLimit, now_ms: u64) -> Result<RateState, RateState> {
         let mut shard = self.shard(key);
-        let window = shard.entry(key).or_insert_with(|| Window::new(config));
+        if shard.windows.len() > SWEEP_EVERY {
+            if shard.until_sweep == 0 {
+                shard.windows.retain(|_, w| !w.is_empty_at(now_ms));
+                shard.until_sweep = u32::try_from(SWEEP_EVERY).unwrap_or(u32::MAX);
+            }
+            shard.until_sweep -= 1;
+        }
+        let window = shard.windows.entry(key).or_insert_with(|| Window::new(config));
         if window.config != config {
             *window = Window::new(config);
         }
@@ -130,7 +163,7 @@ impl Windows {
 
     /// Gives back a slot taken at `now_ms` for a verdict refused later.
     pub fn give_back(&self, key: KeyId, now_ms: u64) {
-        if let Some(w) = self.shard(key).get_mut(&key) {
+        if let Some(w) = self.shard(key).windows.get_mut(&key) {
             w.give_back(now_ms);
         }
     }
@@ -156,6 +189,25 @@ mod tests {
         assert_eq!(w.admit(12_000).map(|s| s.remaining), Ok(1));
         w.give_back(12_000);
         assert_eq!(w.admit(12_001).map(|s| s.remaining), Ok(1), "the slot given back is free again");
+    }
+
+    #[test]
+    fn windows_that_hold_nothing_are_swept_once_a_shard_is_large() {
+        let windows = Windows::default();
+        let config = RateLimit { limit: 5, window_seconds: 1 };
+        // Keys of shard 0 only, more than a sweep's threshold, each used once at 0 ms.
+        for i in 0..(SWEEP_EVERY as i64 + 100) {
+            assert!(windows.take(KeyId(i * SHARDS as i64), config, 0).is_ok());
+        }
+        assert_eq!(windows.len(), SWEEP_EVERY + 100);
+        // Two seconds later all of them are empty; the next takes sweep them away.
+        // (Key 0 is admitted 5 times at 2,000 ms and refused after: the answers do not matter.)
+        for _ in 0..=SWEEP_EVERY {
+            let _ = windows.take(KeyId(0), config, 2_000);
+        }
+        assert_eq!(windows.len(), 1, "only key 0's window, which still counts, is left");
+        // The window kept still counts: key 0 is refused at 2,001 ms.
+        assert_eq!(windows.take(KeyId(0), config, 2_001).unwrap_err().remaining, 0);
     }
 
     proptest! {

@@ -120,17 +120,24 @@ impl Cidr {
         if prefix > max {
             return None;
         }
+        // An IPv4-mapped network (`::ffff:10.0.0.0/104`) is the IPv4 network it maps.
+        if let (IpAddr::V6(v6), true) = (network, prefix >= 96) {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return Some(Cidr { network: mask(IpAddr::V4(v4), prefix - 96), prefix: prefix - 96 });
+            }
+        }
         Some(Cidr { network: mask(network, prefix), prefix })
     }
 
     /// True when `ip` is in this network. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`)
     /// matches as its IPv4 address.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
+        let within = |ip: IpAddr| ip.is_ipv4() == self.network.is_ipv4() && mask(ip, self.prefix) == self.network;
+        let mapped = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
+            IpAddr::V4(_) => None,
         };
-        ip.is_ipv4() == self.network.is_ipv4() && mask(ip, self.prefix) == self.network
+        within(ip) || mapped.is_some_and(within)
     }
 }
 
@@ -307,6 +314,14 @@ mod tests {
             assert_eq!(Cidr::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Cidr::parse("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        // Found by the limits fuzz target: a mapped network listed as such matched nothing.
+        let mapped = Cidr::parse("::ffff:10.0.0.1").unwrap();
+        assert_eq!(mapped.to_string(), "10.0.0.1/32");
+        assert!(mapped.contains("10.0.0.1".parse().unwrap()) && mapped.contains("::ffff:10.0.0.1".parse().unwrap()));
+        assert_eq!(Cidr::parse("::ffff:10.0.0.0/104").unwrap().to_string(), "10.0.0.0/8");
+        // Below /96 it stays an IPv6 network, and still holds the mapped addresses it covers.
+        let wide = Cidr::parse("::ffff:0:0/95").unwrap();
+        assert!(wide.contains("::ffff:10.0.0.1".parse().unwrap()) && !wide.contains("10.0.0.1".parse().unwrap()));
         let too_many: Vec<String> = (0..=MAX_ALLOWED_IPS).map(|i| format!("10.0.{i}.0/24")).collect();
         assert_eq!(parse_allowlist(&too_many), Err(LimitError::IpCount));
         assert_eq!(parse_allowlist(&[]), Err(LimitError::IpCount));

@@ -15,7 +15,8 @@ clients saw acknowledged:
   D3  the same for deletes;
   D4  PRAGMA integrity_check is ok after every crash, and the audit log matches the keys
       (every key has one 'create' row, every revoked/deleted key its 'revoke'/'delete'
-      row, no 'revoke'/'delete' row for a change that is not there);
+      row, no 'revoke'/'delete' row for a change that is not there) and the applications
+      (one 'create_application' row each, naming no key);
   D7  a retried revoke answers 200 again, a retried delete 404, and no change is audited
       twice.
 
@@ -657,8 +658,16 @@ AUDIT_CHECKS = [
     ("D4_status_without_time",
      "SELECT id FROM api_keys WHERE (status = 'revoked' AND revoked_at IS NULL) "
      "OR (status = 'deleted' AND deleted_at IS NULL)"),
+    ("D4_audit_missing_application_create",
+     "SELECT p.id FROM applications p WHERE (SELECT count(*) FROM audit_log a "
+     "WHERE a.application_id = p.id AND a.action = 'create_application') <> 1"),
+    # Since schema v3 an application's creation is an audit_log row without a key: it must
+    # name an application instead. Every other row names a key.
     ("D4_audit_orphan",
-     "SELECT a.id FROM audit_log a LEFT JOIN api_keys k ON k.id = a.key_id WHERE k.id IS NULL"),
+     "SELECT a.id FROM audit_log a LEFT JOIN api_keys k ON k.id = a.key_id "
+     "LEFT JOIN applications p ON p.id = a.application_id "
+     "WHERE CASE WHEN a.action = 'create_application' THEN p.id IS NULL OR a.key_id IS NOT NULL "
+     "ELSE k.id IS NULL END"),
     ("D7_duplicate_audit",
      "SELECT key_id FROM audit_log WHERE action IN ('revoke', 'delete') "
      "GROUP BY key_id, action HAVING count(*) > 1"),

@@ -53,6 +53,8 @@ import tempfile
 import threading
 import time
 
+sys.dont_write_bytecode = True  # powerfs is imported from here: no __pycache__ left in scripts/crash
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_BINARY = os.path.join(REPO, "target", "release", "apikeyd")
@@ -139,14 +141,20 @@ class Server:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def send_kill(self):
+        """SIGKILL by PID without waiting (a process stuck in a frozen file system dies only
+        once the file system answers)."""
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def kill(self):
         """SIGKILL by PID and reap."""
         if self.proc is None:
             return
-        try:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        self.send_kill()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -374,6 +382,7 @@ class Stats:
         self.session_checks = 0    # GET /auth calls made with a session JWT
         self.expired_checks = 0    # verifies of keys whose expiry had passed
         self.boundary_skips = 0    # checks skipped for being within EXPIRY_MARGIN of an expiry
+        self.integrity_ok = 0      # restarts after which PRAGMA integrity_check said ok
 
     def violation(self, kind, detail):
         with self.lock:
@@ -392,6 +401,7 @@ class Stats:
         self.session_checks += other.session_checks
         self.expired_checks += other.expired_checks
         self.boundary_skips += other.boundary_skips
+        self.integrity_ok += other.integrity_ok
         self.acked_last_50ms += other.acked_last_50ms
         for kind, details in other.notes.items():
             self.notes[kind].extend(details[: max(0, 3 - len(self.notes[kind]))])
@@ -403,9 +413,13 @@ class Stats:
 class Load:
     """One cycle's client threads against one server incarnation."""
 
-    def __init__(self, port, root, jwt, model, stats, seed, threads, retry_prob, binary, db):
+    def __init__(self, port, root, jwt, model, stats, seed, threads, retry_prob, binary, db, env=None):
         self.binary = binary
         self.db = db
+        self.env = env
+        # CLI revokes running now, so that a power cut can kill them with the server.
+        self.children = set()
+        self.children_lock = threading.Lock()
         self.port = port
         self.root = root
         self.jwt = jwt
@@ -544,12 +558,30 @@ class Load:
     def cli_revoke(self, key):
         """`apikeyd keys revoke ID` on the database file, as an operator would while the
         server runs: (status, body) like an HTTP answer, 200 once the command succeeded."""
+        with self.children_lock:
+            if self.killing.is_set():
+                raise NotSent()
+            proc = subprocess.Popen([self.binary, "keys", "revoke", str(key.id), "--db", self.db],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env=self.env)
+            self.children.add(proc)
         try:
-            out = subprocess.run([self.binary, "keys", "revoke", str(key.id), "--db", self.db],
-                                 capture_output=True, text=True, timeout=30)
+            _, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
             raise Indeterminate()
-        return (200 if out.returncode == 0 else 500), out.stderr
+        finally:
+            with self.children_lock:
+                self.children.discard(proc)
+        return (200 if proc.returncode == 0 else 500), err
+
+    def kill_children(self):
+        """SIGKILL every CLI revoke still running (power mode: the power is off for them too)."""
+        with self.children_lock:
+            for proc in self.children:
+                if proc.poll() is None:
+                    proc.kill()
 
     def mutate(self, op, keys, client, rng):
         bearer = self.bearer()
@@ -697,6 +729,9 @@ def check_database(db, model, stats):
         res = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
         if res != ["ok"]:
             stats.violation("D4_integrity", "; ".join(map(str, res[:5])))
+        else:
+            with stats.lock:
+                stats.integrity_ok += 1
         fk = conn.execute("PRAGMA foreign_key_check").fetchall()
         if fk:
             stats.violation("D4_foreign_keys", repr(fk[:5]))
@@ -873,6 +908,131 @@ def session(port, root, model, stats, need_app):
         client.close()
 
 
+# --------------------------------------------------------------------------- power loss
+
+EATMYDATA = "/usr/lib/x86_64-linux-gnu/libeatmydata.so"
+
+
+class PowerCuts:
+    """Power-loss mode: the database directory is a powerfs mount (scripts/crash/powerfs.py).
+    Each cycle ends with a power cut instead of a kill: the file system is frozen (at a random
+    moment, or inside the N-th fsync of the WAL, or inside the database file's fsync during a
+    checkpoint), the server and every CLI revoke are SIGKILLed, one model of what the disk kept
+    of the unsynced writes is applied, and the file system is unmounted and mounted again."""
+
+    def __init__(self, tmp, rng, args):
+        sys.path.insert(0, HERE)
+        import powerfs  # noqa: E402 - next to this file
+        self.powerfs = powerfs
+        self.rng = rng
+        self.models = [m for m in args.models.split(",") if m]
+        for m in self.models:
+            if m not in powerfs.MODELS:
+                raise HarnessError("unknown model %r (have %s)" % (m, ", ".join(powerfs.MODELS)))
+        self.fs = powerfs.Mount(tmp, powerfs.ensure_python(), ignore_fsync=args.ignore_fsync)
+        self.db = os.path.join(self.fs.mnt, "keys.db")
+        wal = args.placed * 2 // 3
+        self.schedule = ["random"] * args.cycles + ["wal"] * wal + ["checkpoint"] * (args.placed - wal)
+        rng.shuffle(self.schedule)
+        self.placed_wal_max = args.placed_wal_max
+        self.placed_wait = args.placed_wait
+        self.kinds = collections.Counter()        # random / wal / checkpoint
+        self.triggered = collections.Counter()    # placed cuts whose fsync was reached
+        self.models_used = collections.Counter()
+        self.undid = collections.Counter()        # wal / database / entries: cuts that undid some
+        self.undone_ops = collections.Counter()   # per file kind: unsynced writes undone
+        self.reverted = collections.Counter()     # per file kind: sectors reverted (sectors model)
+        self.fsyncs = collections.Counter()       # per file kind, as the file system counted them
+        self.entries = collections.Counter()      # entry changes undone, by kind
+
+    def cycles(self):
+        return len(self.schedule)
+
+    @staticmethod
+    def file_kind(name):
+        if name.endswith("-wal"):
+            return "wal"
+        if name.endswith("-shm"):
+            return "shm"
+        if name.endswith(".db"):
+            return "database"
+        if name == ".":
+            return "directory"
+        return "other"
+
+    def arm(self, cycle):
+        """Before the load of `cycle` starts: arms a placed cut. Returns the cut's kind."""
+        kind = self.schedule[cycle - 1]
+        if kind == "wal":
+            self.fs.request(cmd="arm", suffix="keys.db-wal", nth=self.rng.randint(1, self.placed_wal_max))
+        elif kind == "checkpoint":
+            self.fs.request(cmd="arm", suffix="keys.db", nth=1)
+        return kind
+
+    def wait(self, kind, duration):
+        """During the load: returns once the power is to go (the file system is frozen then)."""
+        if kind == "random":
+            time.sleep(duration)
+            self.fs.request(cmd="freeze")
+            return
+        got = self.fs.request(cmd="wait_trigger", timeout=self.placed_wait).get("trigger")
+        if got:
+            self.triggered[kind] += 1
+        else:
+            self.fs.request(cmd="freeze")
+
+    def cut(self, server, load):
+        """The power goes: kill everything that writes, apply a model, unmount. Returns the
+        model's report."""
+        load.killing.set()
+        server.send_kill()
+        load.kill_children()
+        model = self.rng.choice(self.models)
+        stats = self.fs.request(cmd="stats")
+        report = self.fs.request(cmd="cut", model=model, seed=self.rng.randrange(1 << 30))
+        if not report.get("ok"):
+            raise HarnessError("powerfs cut failed: %s" % report)
+        server.kill()  # reaps it: it has died now that the file system answered
+        for name, n in stats.get("fsyncs", {}).items():
+            self.fsyncs[self.file_kind(name)] += n
+        self.models_used[model] += 1
+        undid = set()
+        for name, f in report["files"].items():
+            k = self.file_kind(name)
+            undone = f.get("undone_ops") or 0
+            reverted = f.get("sectors_reverted") or 0
+            self.undone_ops[k] += undone
+            self.reverted[k] += reverted
+            if undone or reverted or f.get("final_size") != f.get("size"):
+                undid.add(k)
+        for e in report.get("entries_undone", []):
+            self.entries[e.split(" ")[0]] += 1
+            undid.add("entries")
+        for k in undid:
+            self.undid[k] += 1
+        return model, report
+
+    def after(self, kind):
+        self.kinds[kind] += 1
+        self.fs.unmount()
+
+    def summary(self):
+        placed = ", ".join("%s=%d (reached %d)" % (k, self.kinds[k], self.triggered[k])
+                           for k in ("wal", "checkpoint") if self.kinds[k])
+        lines = [
+            "  power cuts=%d: at a random moment=%d; placed inside an fsync: %s"
+            % (sum(self.kinds.values()), self.kinds["random"], placed or "none"),
+            "  models: %s" % fmt_counter(self.models_used),
+            "  cuts that undid WAL writes=%d, database-file (checkpoint) writes=%d, -shm writes=%d,"
+            " directory entries=%d" % (self.undid["wal"], self.undid["database"], self.undid["shm"],
+                                       self.undid["entries"]),
+            "  unsynced writes undone: %s; sectors reverted (sectors model): %s; entries undone: %s"
+            % (fmt_counter(self.undone_ops), fmt_counter(self.reverted), fmt_counter(self.entries)),
+            "  fsyncs seen by the file system: %s" % fmt_counter(self.fsyncs),
+        ]
+        return lines
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -896,6 +1056,25 @@ def main():
     ap.add_argument("--expect-kind", default="",
                     help="with --expect-violations: only violations whose kind starts with this count "
                          "(e.g. D1_lost_create)")
+    ap.add_argument("--power", action="store_true",
+                    help="power-loss mode: the database lives on powerfs and every crash is a power cut")
+    ap.add_argument("--placed", type=int, default=0,
+                    help="power mode: cuts placed inside an fsync, beside the --cycles random ones (two "
+                         "thirds inside the N-th WAL fsync, one third inside the database file's fsync "
+                         "during a checkpoint)")
+    ap.add_argument("--placed-wal-max", type=int, default=40, help="power mode: N is drawn from 1..this")
+    ap.add_argument("--placed-wait", type=float, default=10.0,
+                    help="power mode: longest wait for a placed cut's fsync, s (then a random cut)")
+    ap.add_argument("--models", default="all,prefix,sectors", help="power mode: the cut models to draw from")
+    ap.add_argument("--ignore-fsync", action="store_true",
+                    help="power mode negative control: powerfs answers fsync but keeps nothing durable")
+    ap.add_argument("--eatmydata", action="store_true",
+                    help="power mode negative control: server and CLI run under libeatmydata (fsync a no-op)")
+    ap.add_argument("--min-acked", type=int, default=0, help="fail unless at least this many acknowledged")
+    ap.add_argument("--min-wal-undone", type=int, default=0,
+                    help="power mode: fail unless at least this many cuts undid WAL writes")
+    ap.add_argument("--min-checkpoint-undone", type=int, default=0,
+                    help="power mode: fail unless at least this many cuts undid database-file writes")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--quiet", action="store_true", help="no per-cycle lines")
     args = ap.parse_args()
@@ -906,16 +1085,41 @@ def main():
         print("harness: no executable at %s (cargo build --release first)" % binary, file=sys.stderr)
         return 2
     rng = random.Random(seed)
-    tmp = tempfile.mkdtemp(prefix="apikeyd-crash-")
+    power = None
+    server_env = {}
+    if args.power:
+        why = power_prerequisites(args)
+        if why:
+            if os.environ.get("APIKEYD_REQUIRE_FUSE", "") not in ("", "0"):
+                print("harness: power-loss mode cannot run: %s, but APIKEYD_REQUIRE_FUSE is set" % why,
+                      file=sys.stderr)
+                return 2
+            print("SKIPPED power-loss crash harness: %s (set APIKEYD_REQUIRE_FUSE=1 to fail instead)" % why)
+            return 0
+        if args.eatmydata:
+            server_env["LD_PRELOAD"] = EATMYDATA
+    tmp = tempfile.mkdtemp(prefix="apikeyd-power-" if args.power else "apikeyd-crash-")
     db = os.path.join(tmp, "keys.db")
-    server = Server(binary, db, tmp)
+    if args.power:
+        try:
+            power = PowerCuts(tmp, rng, args)
+        except (RuntimeError, OSError) as e:
+            print("harness error: %s" % e, file=sys.stderr)
+            return 2
+        db = power.db
+        args.cycles = power.cycles()
+    server = Server(binary, db, tmp, env=server_env)
     model = Model()
     total = Stats()
     resolved_total = collections.Counter()
     lossy_crashes = 0
     started = time.monotonic()
-    print("crash harness: binary=%s cycles=%d seed=%d threads=%d dir=%s"
-          % (binary, args.cycles, seed, args.threads, tmp), flush=True)
+    print("crash harness: binary=%s cycles=%d seed=%d threads=%d dir=%s%s"
+          % (binary, args.cycles, seed, args.threads, tmp,
+             (" power-loss mode (%s; models %s)" % (
+                 "fsync ignored by the file system" if args.ignore_fsync else
+                 "server and CLI under eatmydata" if args.eatmydata else "fsync honoured", args.models))
+             if args.power else ""), flush=True)
 
     def on_term(signum, _frame):
         raise SystemExit(128 + signum)
@@ -923,16 +1127,24 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
     ok_to_clean = False
     try:
+        if power:
+            power.fs.mount()
         server.start()
         root = server.root_key
         if not root:
             raise HarnessError("no root key printed on first start")
+        if power:
+            # A power cut may take the whole database with it (the negative controls): the same
+            # root key is then installed again, and the harness reports what was lost.
+            server.env["APIKEYD_ROOT_KEY"] = root
         verified_total = 0
         for cycle in range(1, args.cycles + 2):
             final = cycle == args.cycles + 1
             cyc = Stats()
             chk = Stats()
             if cycle > 1:
+                if power:
+                    power.fs.mount()
                 server.start()
                 # Checks for the crash that ended the previous cycle.
                 resolved = check_database(db, model, chk)
@@ -969,40 +1181,54 @@ def main():
             jwt = session(server.port, root, model, cyc, need_app=not model.apps)
             duration = rng.uniform(args.min_load, args.max_load)
             load = Load(server.port, root, jwt, model, cyc, seed * 1000 + cycle, args.threads, args.retry_prob,
-                        binary, db)
-            deadline = time.monotonic() + duration + 15
+                        binary, db, env=server.env)
+            cut_kind = power.arm(cycle) if power else None
+            deadline = time.monotonic() + duration + 15 + (args.placed_wait if power else 0)
             threads = [threading.Thread(target=load.run_thread, args=(i, deadline), daemon=True)
                        for i in range(args.threads)]
             for t in threads:
                 t.start()
-            time.sleep(duration)
+            if power:
+                power.wait(cut_kind, duration)
+            else:
+                time.sleep(duration)
             load.killing.set()
             kill_at = time.monotonic()
             if not server.alive():
                 raise HarnessError("server died on its own during cycle %d (see %s)" % (cycle, tmp))
-            server.kill()
+            cut_model = None
+            if power:
+                cut_model, _report = power.cut(server, load)
+            else:
+                server.kill()
             for t in threads:
                 t.join(timeout=20)
                 if t.is_alive():
                     raise HarnessError("client thread stuck after kill")
+            if power:
+                power.after(cut_kind)
             cyc.acked_last_50ms = sum(1 for t in cyc.ack_times if kill_at - t <= 0.05)
             total.add(cyc)
             if not args.quiet or (cyc.violations and not args.expect_violations):
-                print("cycle %d/%d load=%.2fs acked=%d (%s) in-last-50ms=%d indeterminate=%d (%s) refused=%d"
+                print("cycle %d/%d%s load=%.2fs acked=%d (%s) in-last-50ms=%d indeterminate=%d (%s) refused=%d"
                       " violations=%d%s"
-                      % (cycle, args.cycles, duration, sum(cyc.acked.values()), fmt_counter(cyc.acked),
+                      % (cycle, args.cycles, " cut=%s/%s" % (cut_kind, cut_model) if power else "",
+                         duration,
+                         sum(cyc.acked.values()), fmt_counter(cyc.acked),
                          cyc.acked_last_50ms, sum(cyc.indeterminate.values()), fmt_counter(cyc.indeterminate),
                          sum(cyc.refused.values()), sum(cyc.violations.values()),
                          (" (" + fmt_counter(cyc.violations) + ")") if cyc.violations else ""),
                       flush=True)
         server.stop()
         ok_to_clean = True
-    except HarnessError as e:
-        print("harness error: %s" % e, file=sys.stderr)
+    except (HarnessError, OSError, RuntimeError) as e:
+        print("harness error: %s: %s" % (type(e).__name__, e), file=sys.stderr)
         server.kill()
         return 2
     finally:
         server.kill()
+        if power:
+            power.fs.unmount()
 
     elapsed = time.monotonic() - started
     with model.lock:
@@ -1024,6 +1250,10 @@ def main():
     print("  keys tracked=%d (%s); applications=%d; HTTP verifies after restarts=%d"
           % (len(model.keys), fmt_counter(states), len(model.apps), verified_total))
     print("  crashes after which acknowledged writes were missing: %d of %d" % (lossy_crashes, args.cycles))
+    print("  integrity_check ok after %d of %d restarts" % (total.integrity_ok, args.cycles))
+    if power:
+        for line in power.summary():
+            print(line)
     print("  violations=%d (%s)" % (nviol, fmt_counter(total.violations)))
     for kind in sorted(total.notes):
         for detail in total.notes[kind]:
@@ -1040,8 +1270,30 @@ def main():
             return 0
         print("RESULT negative control FAILED: no %s detected" % what)
         return 1
+    short = []
+    acked = sum(total.acked.values())
+    if acked < args.min_acked:
+        short.append("acknowledged %d < %d" % (acked, args.min_acked))
+    if power and power.undid["wal"] < args.min_wal_undone:
+        short.append("cuts that undid WAL writes %d < %d" % (power.undid["wal"], args.min_wal_undone))
+    if power and power.undid["database"] < args.min_checkpoint_undone:
+        short.append("cuts that undid database-file writes %d < %d"
+                     % (power.undid["database"], args.min_checkpoint_undone))
+    if short:
+        print("RESULT TOO LITTLE EXERCISED: %s" % "; ".join(short))
+        return 1
     print("RESULT %s" % ("OK" if nviol == 0 else "VIOLATIONS"))
     return 0 if nviol == 0 else 1
+
+
+def power_prerequisites(args):
+    """None when power-loss mode can run here, else why not."""
+    sys.path.insert(0, HERE)
+    import powerfs  # noqa: E402 - next to this file
+    why = powerfs.prerequisites()
+    if why is None and args.eatmydata and not os.path.exists(EATMYDATA):
+        why = "%s is missing (Debian package eatmydata)" % EATMYDATA
+    return why
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@
 //! Durability: WAL with `synchronous = FULL` on every connection. In WAL mode FULL syncs the
 //! WAL on every commit, so a write acknowledged with 2xx survives power loss, not only a
 //! process kill (NORMAL would survive kill -9 alone and could lose the last commits on power
-//! loss). The level is read back and checked on every connection.
+//! loss: the power-loss mode of scripts/crash/harness.py shows both, with the test-only
+//! `unsafe-synchronous-normal` build as its negative control). The level is read back and
+//! checked on every connection.
 
 mod application_table;
 mod audit_table;
@@ -317,13 +319,19 @@ fn init_pooled(c: &mut Connection) -> rusqlite::Result<()> {
     })
 }
 
+/// The `synchronous` level every connection runs with, and its number: FULL (2). Only the
+/// test-only negative-control build (`unsafe-synchronous-normal`) runs NORMAL (1).
+const SYNCHRONOUS: (&str, i64) =
+    if cfg!(feature = "unsafe-synchronous-normal") { ("NORMAL", 1) } else { ("FULL", 2) };
+
 /// Per-connection pragmas, checked after being set.
 fn apply_pragmas(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
+    let (level, number) = SYNCHRONOUS;
+    conn.execute_batch(&format!("PRAGMA foreign_keys = ON; PRAGMA synchronous = {level};"))?;
     let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
-    if sync != 2 {
-        return Err(StoreError::Pragma(format!("synchronous is {sync}, expected 2 (FULL)")));
+    if sync != number {
+        return Err(StoreError::Pragma(format!("synchronous is {sync}, expected {number} ({level})")));
     }
     let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
     if fk != 1 {
@@ -391,7 +399,7 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-        assert_eq!(sync, 2);
+        assert_eq!(sync, SYNCHRONOUS.1);
         drop(conn);
         // Opening again must not re-run the schema.
         open_connection(&path).unwrap();

@@ -1,7 +1,7 @@
 //! Running the server: opening the database, installing the root key on a new one, the
-//! background tasks (index warming, `last_used_at` flushes), the HTTP listener (plain or
-//! TLS), and a graceful shutdown that writes what is pending. The command line hands it a
-//! [`ServeOptions`]; everything it serves is `http::app`.
+//! background tasks (index warming, `last_used_at` and clock high-water mark flushes), the
+//! HTTP listener (plain or TLS), and a graceful shutdown that writes what is pending. The
+//! command line hands it a [`ServeOptions`]; everything it serves is `http::app`.
 
 use std::error::Error;
 use std::net::ToSocketAddrs;
@@ -11,6 +11,7 @@ use actix_web::{web, HttpServer};
 
 use crate::config::{Config, DISCONNECT_TIMEOUT, REQUEST_HEAD_TIMEOUT, USAGE_FLUSH_INTERVAL};
 use crate::domain::key_format::ApiKey;
+use crate::domain::timestamp::Timestamp;
 use crate::service::manage::{bootstrap, Bootstrap};
 use crate::service::AppState;
 use crate::storage::Db;
@@ -103,13 +104,17 @@ pub fn refuse_plaintext_exposure(bind: &str, encrypted: bool) -> Result<(), Box<
     .into())
 }
 
-/// Writes pending `last_used_at` values every [`USAGE_FLUSH_INTERVAL`].
+/// Writes pending `last_used_at` values, and the clock's high-water mark, every
+/// [`USAGE_FLUSH_INTERVAL`].
 async fn flush_usage_periodically(state: web::Data<AppState>) {
     let mut tick = actix_web::rt::time::interval(USAGE_FLUSH_INTERVAL);
     loop {
         tick.tick().await;
         if let Err(e) = state.usage.flush(&state.db).await {
             log::warn!("last_used_at flush failed, will retry with newer values: {e}");
+        }
+        if let Err(e) = state.clock.refresh(&state.db, Timestamp::now()).await {
+            log::warn!("clock high-water mark not written, will retry: {e}");
         }
     }
 }

@@ -21,10 +21,12 @@ use crate::config::{
     DEFAULT_JWT_TTL, DEFAULT_KEY_PREFIX, MAX_CONNECTIONS_LIMIT, MAX_CONNECTIONS_PER_WORKER, MAX_JWT_TTL_SECS,
     MAX_WORKERS,
 };
+use crate::domain::clock;
 use crate::domain::key_format::{ApiKey, KeyPrefix};
 use crate::error::Op;
 use crate::server::{self, ServeOptions, ROOT_KEY_ENV};
 use crate::service::authority::{Actor, Manager};
+use crate::service::clock::ClockMark;
 use crate::service::manage::Manage;
 use crate::storage::Db;
 use commands::{ApplicationsCommand, AuditArgs, KeysCommand};
@@ -197,7 +199,12 @@ fn as_operator<T>(
     let db = Db::open(path)?;
     let manager: Manager = Actor::operator().manager(Op::Manage)?;
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    runtime.block_on(work(Manage::new(&db, &manager, &prefix)))
+    runtime.block_on(async {
+        // What this process stamps and judges is then never earlier than what the database
+        // has seen (the one-way clock, service::clock).
+        ClockMark::open(&db, clock::global()).await?;
+        work(Manage::new(&db, &manager, &prefix)).await
+    })
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Points in time as stored (milliseconds since the Unix epoch, UTC) and as shown
 //! (RFC 3339 with milliseconds and a `Z`, e.g. `2026-03-12T09:50:00.000Z`).
-//! Pure code: parsing and formatting only; the clock is read in one place, [`Timestamp::now`].
+//! Pure code: parsing and formatting only. The clock is read in one place, `Timestamp::now`,
+//! which lives beside the one-way clock it reads (`domain::clock`).
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -21,15 +21,6 @@ pub struct Timestamp(i64);
 pub struct TimestampError;
 
 impl Timestamp {
-    /// The current time. A clock before 1970 is treated as 1970 rather than panicking.
-    pub fn now() -> Timestamp {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        Timestamp(ms)
-    }
-
     /// Wraps a stored millisecond value.
     pub const fn from_millis(ms: i64) -> Timestamp {
         Timestamp(ms)

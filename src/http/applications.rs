@@ -13,7 +13,6 @@ use super::envelope::{Applications, Failure};
 use super::extract::Manager;
 use crate::domain::model::Application;
 use crate::domain::new_key::Title;
-use crate::domain::timestamp::Timestamp;
 use crate::error::ApiError;
 use crate::service::manage::KeyQuery;
 use crate::service::scope::KeyRef;
@@ -176,7 +175,7 @@ pub async fn list_keys_of_application(
     let uuid = parse_uuid(&id, "id")?;
     let query_keys = KeyQuery { application: Some(uuid), ..KeyQuery::default() };
     let page = state.manage(&manager).list_keys(query_keys, query.parse()?).await?;
-    let now = Timestamp::now();
+    let now = state.now_showing(page.keys.iter().map(|k| k.expires_at)).await;
     let keys: Vec<UuidKeyView> = page.keys.iter().map(|k| UuidKeyView::new(k, now)).collect();
     Ok(HttpResponse::Ok().json(UuidKeyPage { api_keys: keys, next_cursor: page.next_cursor }))
 }

@@ -65,7 +65,7 @@ fn parse_key_id(raw: &str) -> Option<Uuid> {
 )]
 pub async fn login(req: HttpRequest, body: web::Json<LoginBody>) -> Reply {
     let state = app_state(&req)?;
-    let session = credential::login(state, &body.api_key, || client_address(state, &req))?;
+    let session = credential::login(state, &body.api_key, || client_address(state, &req)).await?;
     Ok(no_store(envelope(StatusCode::OK, "Login successful", Session::bearer(session))))
 }
 
@@ -90,7 +90,7 @@ pub async fn list_client_keys(
 ) -> Reply {
     let manager = caller.manager(Op::ListKeys)?;
     let page = state.manage(&manager).list_keys(KeyQuery::default(), query.parse()?).await?;
-    let now = Timestamp::now();
+    let now = state.now_showing(page.keys.iter().map(|k| k.expires_at)).await;
     let keys: Vec<UuidKeyView> = page.keys.iter().map(|k| UuidKeyView::new(k, now)).collect();
     Ok(envelope(
         StatusCode::OK,

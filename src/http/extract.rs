@@ -9,9 +9,10 @@
 //! `x-user-api-key: <key>`. If both are sent they must agree: two different keys in one
 //! request is refused, never guessed.
 
-use std::future::{ready, Ready};
+use std::future::Future;
 use std::marker::PhantomData;
 use std::net::IpAddr;
+use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderMap, HeaderName, AUTHORIZATION};
@@ -105,12 +106,17 @@ pub struct Manager<F>(pub CoreManager, pub PhantomData<F>);
 /// A caller holding a root key: read_write on `/` and no expiry (the shard-node create rule).
 pub struct RootManager<F>(pub CoreManager, pub PhantomData<F>);
 
+/// What an extractor's check returns: a future, since a check may wait for the clock's
+/// high-water mark to be written (`service::clock`).
+type Checking<T, F> = Pin<Box<dyn Future<Output = Result<T, Failure<F>>>>>;
+
 /// Checks the request's credential (any usable key or session).
-fn authenticated(req: &HttpRequest) -> Result<Actor, ApiError> {
+async fn authenticated(req: HttpRequest) -> Result<Actor, ApiError> {
+    let req = &req;
     let state = app_state(req)?;
     let text = credential(req.headers()).ok().flatten();
     let ask = Ask { credential: text, accept: Accept::KeyOrSession, need: &Need::Usable, origin: Origin::Client };
-    let checked = authenticate(state, ask, || client_address(state, req))?;
+    let checked = authenticate(state, ask, || client_address(state, req)).await?;
     match (checked.code, checked.key, checked.retry_after) {
         (Code::Valid, Some(key), _) => {
             let request_id = req.extensions().get::<RequestId>().map(|id| id.as_str().to_owned());
@@ -121,32 +127,41 @@ fn authenticated(req: &HttpRequest) -> Result<Actor, ApiError> {
     }
 }
 
-impl<F: Family> FromRequest for Caller<F> {
+impl<F: Family + 'static> FromRequest for Caller<F> {
     type Error = Failure<F>;
-    type Future = Ready<Result<Self, Failure<F>>>;
+    type Future = Checking<Self, F>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticated(req).map(|actor| Caller { actor, family: PhantomData }).map_err(Failure::from))
+        let req = req.clone();
+        Box::pin(async move {
+            authenticated(req).await.map(|actor| Caller { actor, family: PhantomData }).map_err(Failure::from)
+        })
     }
 }
 
-impl<F: Family> FromRequest for Manager<F> {
+impl<F: Family + 'static> FromRequest for Manager<F> {
     type Error = Failure<F>;
-    type Future = Ready<Result<Self, Failure<F>>>;
+    type Future = Checking<Self, F>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let manager = authenticated(req).and_then(|actor| actor.manager(Op::Manage));
-        ready(manager.map(|m| Manager(m, PhantomData)).map_err(Failure::from))
+        let req = req.clone();
+        Box::pin(async move {
+            let manager = authenticated(req).await.and_then(|actor| actor.manager(Op::Manage));
+            manager.map(|m| Manager(m, PhantomData)).map_err(Failure::from)
+        })
     }
 }
 
-impl<F: Family> FromRequest for RootManager<F> {
+impl<F: Family + 'static> FromRequest for RootManager<F> {
     type Error = Failure<F>;
-    type Future = Ready<Result<Self, Failure<F>>>;
+    type Future = Checking<Self, F>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let manager = authenticated(req).and_then(Actor::root_manager);
-        ready(manager.map(|m| RootManager(m, PhantomData)).map_err(Failure::from))
+        let req = req.clone();
+        Box::pin(async move {
+            let manager = authenticated(req).await.and_then(Actor::root_manager);
+            manager.map(|m| RootManager(m, PhantomData)).map_err(Failure::from)
+        })
     }
 }
 

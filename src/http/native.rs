@@ -210,7 +210,7 @@ pub async fn list_keys(
         unused_for_ms: duration("unused_for", unused_for)?,
     };
     let page = state.manage(&manager).list_keys(query, page).await?;
-    let now = Timestamp::now();
+    let now = state.now_showing(page.keys.iter().map(|k| k.expires_at)).await;
     let keys: Vec<KeyView> = page.keys.iter().map(|k| KeyView::new(k, now)).collect();
     Ok(native_ok(KeyPage { keys, next_cursor: page.next_cursor }))
 }
@@ -232,7 +232,8 @@ pub async fn list_keys(
 )]
 pub async fn get_key(state: web::Data<AppState>, Manager(manager, _): Manager<Native>, id: web::Path<String>) -> Reply {
     let record = state.manage(&manager).get_key(KeyRef::Id(parse_id(&id)?)).await?;
-    Ok(native_ok(KeyView::new(&record, Timestamp::now())))
+    let now = state.now_showing([record.expires_at]).await;
+    Ok(native_ok(KeyView::new(&record, now)))
 }
 
 /// DELETE /api/v1/keys/{id} — needs write on `/`. 200 `{id, status: "revoked"}` (also for a
@@ -381,7 +382,8 @@ pub async fn update_key(
     let id = parse_id(&id)?;
     let update = body.into_inner().parse()?;
     let record = state.manage(&manager).update_key(KeyRef::Id(id), update).await?;
-    Ok(native_ok(KeyView::new(&record, Timestamp::now())))
+    let now = state.now_showing([record.expires_at]).await;
+    Ok(native_ok(KeyView::new(&record, now)))
 }
 
 /// Body of POST /api/v1/keys/{id}/rotate.
@@ -442,7 +444,7 @@ pub async fn rotate_key(
         .into());
     }
     let made = state.manage(&manager).rotate_key(KeyRef::Id(id), grace * 1000).await?;
-    let key = KeyView::new(&made.record, Timestamp::now());
+    let key = KeyView::new(&made.record, state.now_showing([made.record.expires_at]).await);
     Ok(no_store(native_ok(RotatedKey { key, api_key: made.key.expose().to_owned() })))
 }
 
@@ -466,6 +468,6 @@ fn parse_id(raw: &str) -> Result<KeyId, ApiError> {
 )]
 pub async fn create_token(req: HttpRequest, body: web::Json<LoginBody>) -> Reply {
     let state = app_state(&req)?;
-    let session = credential::login(state, &body.api_key, || client_address(state, &req))?;
+    let session = credential::login(state, &body.api_key, || client_address(state, &req)).await?;
     Ok(no_store(native_ok(Session::bearer(session))))
 }

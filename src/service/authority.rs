@@ -134,6 +134,11 @@ impl Actor {
         }
     }
 
+    /// The acting key's expiry, if it has one.
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.expires_at
+    }
+
     /// Re-checks, inside a write transaction, that the acting key is still usable: a key
     /// revoked a moment ago (by this server, another node or the command line) cannot act.
     pub fn ensure_usable(&self, store: &dyn Store, at: Timestamp) -> Result<(), ApiError> {

@@ -10,7 +10,9 @@
 //! hashes it, and asks the in-memory index (`index`), which answers from a hash map after
 //! one 48-byte `pread` proves nothing was committed since its last refresh. A session JWT is
 //! checked by signature, then its key is read by id on every use, so a token dies with its
-//! key. Nothing here writes: `last_used_at` goes to `usage`, which writes in batches.
+//! key. Nothing here writes: `last_used_at` goes to `usage`, which writes in batches; the one
+//! exception is the clock's high-water mark, written before an expiry is first reported as
+//! passed beyond it (`service::clock`), so that no restart can revive what was refused.
 
 use std::net::IpAddr;
 
@@ -19,6 +21,7 @@ use crate::domain::model::KeyAuth;
 use crate::domain::timestamp::Timestamp;
 use crate::error::{ApiError, AuthFailure};
 use crate::service::quota::{CreditState, RateState};
+use crate::service::sessions::SessionCheck;
 use crate::service::verdict::{judge, Code, Need};
 use crate::service::AppState;
 use crate::storage::StoreError;
@@ -83,12 +86,12 @@ impl Checked {
 /// login, sessions): the verdict up to the grant, its IP allowlist included. A usable key has
 /// its use recorded; a failure spends the budget of the client `client` names (computed only
 /// when needed). Errors only when the store cannot be read: never a `Valid` by default.
-pub fn authenticate(
+pub async fn authenticate(
     state: &AppState,
     ask: Ask<'_>,
     client: impl Fn() -> Option<IpAddr>,
 ) -> Result<Checked, StoreError> {
-    let checked = judged(state, ask, &client)?;
+    let checked = judged(state, ask, &client).await?;
     Ok(settle(state, checked, &client))
 }
 
@@ -101,19 +104,20 @@ pub async fn verify(
     cost: u64,
     client: impl Fn() -> Option<IpAddr>,
 ) -> Result<Checked, ApiError> {
-    let mut checked = judged(state, ask, &client)?;
+    let mut checked = judged(state, ask, &client).await?;
     if checked.code == Code::Valid {
         meter(state, &mut checked, cost).await?;
     }
     Ok(settle(state, checked, &client))
 }
 
-/// The verdict up to the grant.
-fn judged(state: &AppState, ask: Ask<'_>, client: &impl Fn() -> Option<IpAddr>) -> Result<Checked, StoreError> {
+/// The verdict up to the grant: the one place every family, verify, forward-auth and login
+/// judge a credential, so also the one place an expiry judged passed is made durable first.
+async fn judged(state: &AppState, ask: Ask<'_>, client: &impl Fn() -> Option<IpAddr>) -> Result<Checked, StoreError> {
     let at = Timestamp::now();
-    let found = match ask.credential {
-        Some(text) => resolve(state, text, ask.accept)?,
-        None => None,
+    let (found, session_expired) = match ask.credential {
+        Some(text) => resolve(state, text, ask.accept, at)?,
+        None => (None, None),
     };
     // The address matters only to a key with an allowlist: worked out only for one.
     let listed = found.as_ref().and_then(KeyAuth::limits).is_some_and(|l| l.allowed_ips.is_some());
@@ -122,7 +126,13 @@ fn judged(state: &AppState, ask: Ask<'_>, client: &impl Fn() -> Option<IpAddr>) 
         Origin::Client => client(),
         Origin::Stated(ip) => ip,
     };
-    Ok(Checked::new(judge(found.as_ref(), ask.need, ip, at), found, at))
+    let code = judge(found.as_ref(), ask.need, ip, at);
+    // An expiry reported as passed must stay passed across a restart (service::clock).
+    let key_expired = if code == Code::Expired { found.as_ref().and_then(|k| k.expires_at) } else { None };
+    if let Some(passed) = key_expired.max(session_expired) {
+        state.clock.cover(&state.db, passed, at).await;
+    }
+    Ok(Checked::new(code, found, at))
 }
 
 /// Rate limit, then credits, for an accepted key.
@@ -178,13 +188,13 @@ fn settle(state: &AppState, mut checked: Checked, client: &impl Fn() -> Option<I
 
 /// Exchanges a key for a session JWT and its advertised expiry. 401 for anything but a
 /// usable key (used from its allowlist); 429 once the client is over its failure budget.
-pub fn login(
+pub async fn login(
     state: &AppState,
     api_key: &str,
     client: impl Fn() -> Option<IpAddr>,
 ) -> Result<(String, Timestamp), ApiError> {
     let ask = Ask { credential: Some(api_key), accept: Accept::Key, need: &Need::Usable, origin: Origin::Client };
-    let checked = authenticate(state, ask, client)?;
+    let checked = authenticate(state, ask, client).await?;
     match (checked.code, checked.key, checked.retry_after) {
         (Code::Valid, Some(key), _) => state.sessions.issue(&key, checked.at).map_err(|e| ApiError::internal(&e)),
         (_, _, Some(retry_after)) => Err(ApiError::RateLimited { retry_after }),
@@ -192,23 +202,33 @@ pub fn login(
     }
 }
 
-/// The key `text` names: a key of ours (a mistyped one, refused by the checksum, names
-/// none, with no look-up), the key of a session JWT (when accepted), or a key imported in
-/// another format, found by the hash of its text.
-fn resolve(state: &AppState, text: &str, accept: Accept) -> Result<Option<KeyAuth>, StoreError> {
+/// The key `text` names at `now`: a key of ours (a mistyped one, refused by the checksum,
+/// names none, with no look-up), the key of a session JWT (when accepted), or a key imported
+/// in another format, found by the hash of its text; and when `text` is a session whose
+/// expiry has passed, that expiry.
+fn resolve(
+    state: &AppState,
+    text: &str,
+    accept: Accept,
+    now: Timestamp,
+) -> Result<(Option<KeyAuth>, Option<Timestamp>), StoreError> {
     if let Ok(key) = ApiKey::parse(text) {
-        return state.index.find(&state.db, &key.hash());
+        return Ok((state.index.find(&state.db, &key.hash())?, None));
     }
     if key_format::has_key_shape(text) {
-        return Ok(None);
+        return Ok((None, None));
     }
     if accept == Accept::KeyOrSession && text.starts_with(key_format::JWT_PREFIX) {
-        let Some(session) = state.sessions.check(text) else { return Ok(None) };
+        let session = match state.sessions.judge_at(text, now) {
+            SessionCheck::Valid(session) => session,
+            SessionCheck::Expired(at) => return Ok((None, Some(at))),
+            SessionCheck::Invalid => return Ok((None, None)),
+        };
         let found = state.db.read_inline(|store| store.find_key_by_id(session.id))?;
-        return Ok(found.filter(|record| record.uuid == session.uuid).map(|record| record.auth()));
+        return Ok((found.filter(|record| record.uuid == session.uuid).map(|record| record.auth()), None));
     }
     if !key_format::may_be_imported(text) {
-        return Ok(None);
+        return Ok((None, None));
     }
-    state.index.find(&state.db, &KeyHash::of_text(text))
+    Ok((state.index.find(&state.db, &KeyHash::of_text(text))?, None))
 }

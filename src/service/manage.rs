@@ -265,12 +265,26 @@ where
     F: FnOnce(&dyn Store, &Actor, Timestamp) -> Result<T, ApiError> + Send + 'static,
 {
     let actor = actor.clone();
-    db.write(move |store| {
+    let expires_at = actor.expires_at();
+    let result = db
+        .write(move |store| {
+            let now = Timestamp::now();
+            actor.ensure_usable(store, now)?;
+            work(store, &actor, now)
+        })
+        .await;
+    // A refusal because the acting key has just expired says that expiry has passed: it must
+    // stay passed across a restart (service::clock), as authentication's refusals do.
+    if let (Err(ApiError::Unauthenticated(_)), Some(expiry)) = (&result, expires_at) {
         let now = Timestamp::now();
-        actor.ensure_usable(store, now)?;
-        work(store, &actor, now)
-    })
-    .await
+        if expiry <= now {
+            let written = db.write(move |store| Ok::<_, ApiError>(store.raise_clock_mark(now)?)).await;
+            if let Err(e) = written {
+                log::warn!("clock high-water mark not written after an expired key was refused: {e}");
+            }
+        }
+    }
+    result
 }
 
 /// What [`bootstrap`] did.

@@ -1,11 +1,13 @@
 //! The core every family shares: who may act (`authority`), checking a credential
 //! (`credential`, `verdict`), managing keys through a caller's scope (`manage`, `scope`),
 //! and the state behind them: the in-memory key index, pending `last_used_at` values, the
-//! failed-authentication budget and session tokens. Nothing here knows HTTP; nothing here
-//! names an engine: storage is reached through `storage::Db` and the `Store` traits.
+//! failed-authentication budget, session tokens and the clock's high-water mark (`clock`).
+//! Nothing here knows HTTP; nothing here names an engine: storage is reached through
+//! `storage::Db` and the `Store` traits.
 
 pub mod audit;
 pub mod authority;
+pub mod clock;
 pub mod credential;
 pub mod import;
 pub mod index;
@@ -20,6 +22,7 @@ pub mod verdict;
 
 use crate::config::Config;
 use crate::domain::key_format::KeyPrefix;
+use crate::domain::timestamp::Timestamp;
 use crate::error::ApiError;
 use crate::storage::Db;
 
@@ -43,14 +46,18 @@ pub struct AppState {
     pub forward_auth_headers: crate::config::ForwardAuthHeaders,
     /// What new keys start with.
     pub key_prefix: KeyPrefix,
+    /// The one-way clock's high-water mark in this database.
+    pub clock: clock::ClockMark,
 }
 
 impl AppState {
     /// State around an open database, with an empty (read-through) index, configured as
-    /// `config` says. Creates the session-signing secret on first use of a database.
+    /// `config` says. Creates the session-signing secret on first use of a database, and
+    /// raises the process's clock to the latest time the database has seen.
     pub async fn new(db: Db, config: &Config) -> Result<AppState, ApiError> {
         let key_prefix =
             KeyPrefix::parse(&config.key_prefix).map_err(|e| ApiError::invalid("key_prefix", e.to_string()))?;
+        let clock = clock::ClockMark::open(&db, crate::domain::clock::global()).await?;
         let index = index::KeyIndex::open(&db)?;
         let sessions = sessions::Sessions::load(&db, config.jwt_ttl).await?;
         Ok(AppState {
@@ -63,11 +70,22 @@ impl AppState {
             trusted_proxies: config.trusted_proxies.clone(),
             forward_auth_headers: config.forward_auth_headers,
             key_prefix,
+            clock,
         })
     }
 
     /// `manager`'s management calls on this state's database.
     pub fn manage<'a>(&'a self, manager: &'a authority::Manager) -> manage::Manage<'a> {
         manage::Manage::new(&self.db, manager, &self.key_prefix).serving(&self.quota)
+    }
+
+    /// The time to show keys with these expiries at: now, once every expiry shown as passed
+    /// is sure to stay passed across a restart (see `clock`).
+    pub async fn now_showing(&self, expiries: impl IntoIterator<Item = Option<Timestamp>>) -> Timestamp {
+        let now = Timestamp::now();
+        if let Some(passed) = expiries.into_iter().flatten().filter(|e| *e <= now).max() {
+            self.clock.cover(&self.db, passed, now).await;
+        }
+        now
     }
 }

@@ -40,6 +40,27 @@ pub struct SessionKey {
     pub uuid: Uuid,
 }
 
+/// What checking a token found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionCheck {
+    /// A valid, unexpired token naming this key.
+    Valid(SessionKey),
+    /// A valid token whose advertised expiry (this instant) has passed.
+    Expired(Timestamp),
+    /// Not a token this server signed (or not a token at all).
+    Invalid,
+}
+
+impl SessionCheck {
+    /// The key of a valid, unexpired token.
+    pub fn valid(self) -> Option<SessionKey> {
+        match self {
+            SessionCheck::Valid(key) => Some(key),
+            SessionCheck::Expired(_) | SessionCheck::Invalid => None,
+        }
+    }
+}
+
 /// Occurs when a session token cannot be made (the random source or the signer failed).
 #[derive(Debug, thiserror::Error)]
 #[error("session token could not be issued: {0}")]
@@ -107,9 +128,19 @@ impl Sessions {
     /// [`Sessions::check`] at `now`: a token is refused from its advertised expiry
     /// (`exp * 1000` ms) onward, to the millisecond.
     pub fn check_at(&self, token: &str, now: Timestamp) -> Option<SessionKey> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
-        let uuid = Uuid::parse_str(&data.claims.sub).ok()?;
-        (now.millis() < data.claims.exp.saturating_mul(1000)).then_some(SessionKey { id: KeyId(data.claims.kid), uuid })
+        self.judge_at(token, now).valid()
+    }
+
+    /// What `token` is at `now`: valid, expired (and since when), or not a token of ours.
+    pub fn judge_at(&self, token: &str, now: Timestamp) -> SessionCheck {
+        let Ok(data) = decode::<Claims>(token, &self.decoding, &self.validation) else { return SessionCheck::Invalid };
+        let Ok(uuid) = Uuid::parse_str(&data.claims.sub) else { return SessionCheck::Invalid };
+        let expires = Timestamp::from_millis(data.claims.exp.saturating_mul(1000));
+        if now < expires {
+            SessionCheck::Valid(SessionKey { id: KeyId(data.claims.kid), uuid })
+        } else {
+            SessionCheck::Expired(expires)
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::config::{USAGE_FLUSH_CHUNK, USAGE_RESOLUTION_MS};
 use crate::domain::model::KeyId;
@@ -41,8 +42,9 @@ struct Inner {
     recent: HashMap<KeyId, Timestamp>,
     /// The same for the window before; older entries cannot matter and are dropped whole.
     previous: HashMap<KeyId, Timestamp>,
-    /// When `recent` began (ms).
-    window_start: i64,
+    /// When `recent` began, on the monotonic clock (`None` before the first take), so that
+    /// no wall-clock step holds a window open or closes it early.
+    window_start: Option<Instant>,
 }
 
 impl Usage {
@@ -75,16 +77,17 @@ impl Usage {
     /// maps put in their place start at the size of the ones taken out, so refilling them
     /// does not rehash under the lock either.
     fn take(&self) -> (HashMap<KeyId, Timestamp>, HashMap<KeyId, Timestamp>) {
-        let now = Timestamp::now().millis();
+        let now = Instant::now();
         let mut inner = self.lock();
         let size = inner.pending.len();
         let batch = std::mem::replace(&mut inner.pending, HashMap::with_capacity(size));
         let mut expired = HashMap::new();
-        if now - inner.window_start >= USAGE_RESOLUTION_MS {
+        let window = Duration::from_millis(USAGE_RESOLUTION_MS.unsigned_abs());
+        if inner.window_start.is_none_or(|start| now.saturating_duration_since(start) >= window) {
             let size = inner.recent.len();
             let recent = std::mem::replace(&mut inner.recent, HashMap::with_capacity(size));
             expired = std::mem::replace(&mut inner.previous, recent);
-            inner.window_start = now;
+            inner.window_start = Some(now);
         }
         (batch, expired)
     }
@@ -165,10 +168,14 @@ mod tests {
         assert_eq!(usage.pending(), 0, "queued within the window, in the previous map");
         // Two window changes later `a` is forgotten, and may be queued again (the windows are
         // moved back by hand; the times recorded stay close, so only forgetting lets it in).
-        usage.lock().window_start -= USAGE_RESOLUTION_MS;
+        let back = |usage: &Usage| {
+            let mut inner = usage.lock();
+            inner.window_start = inner.window_start.and_then(|s| s.checked_sub(Duration::from_millis(60_001)));
+        };
+        back(&usage);
         usage.record(b, now);
         assert_eq!(taken(&usage), vec![(b, now)]);
-        usage.lock().window_start -= USAGE_RESOLUTION_MS;
+        back(&usage);
         assert_eq!(taken(&usage), vec![]);
         usage.record(a, now.plus_millis(20));
         assert_eq!(taken(&usage), vec![(a, now.plus_millis(20))]);

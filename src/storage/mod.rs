@@ -294,7 +294,17 @@ pub trait SettingStore {
     fn insert_setting_once(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError>;
 }
 
-/// Everything the core may ask of a store: what a read or a transaction is handed.
-pub trait Store: KeyStore + AuditStore + ApplicationStore + SettingStore {}
+/// Statements on the one-way clock's high-water mark (`service::clock`).
+pub trait ClockStore {
+    /// The latest time this database has seen, in ms (0 for none): its persisted high-water
+    /// mark and its newest stored timestamps (audit rows, applications, `last_used_at`).
+    fn latest_time(&self) -> Result<i64, StoreError>;
+    /// Raises the persisted high-water mark to `at`, never lowering it; returns the mark now
+    /// stored.
+    fn raise_clock_mark(&self, at: Timestamp) -> Result<i64, StoreError>;
+}
 
-impl<T: KeyStore + AuditStore + ApplicationStore + SettingStore> Store for T {}
+/// Everything the core may ask of a store: what a read or a transaction is handed.
+pub trait Store: KeyStore + AuditStore + ApplicationStore + SettingStore + ClockStore {}
+
+impl<T: KeyStore + AuditStore + ApplicationStore + SettingStore + ClockStore> Store for T {}

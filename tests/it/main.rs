@@ -11,7 +11,8 @@
 //!   `isolation` (applications never see each other), `authz_matrix` (tests/data/authz_matrix.tsv),
 //!   `limits` (failed-authentication rate limiting), `limits_table` (request limits),
 //!   `overload` (write shedding), `openapi`, `usage_control` (per-key rate limits, credits,
-//!   IP allowlists);
+//!   IP allowlists), `clock` (the one-way clock: dates past year 9999, and the real binary
+//!   under libfaketime with its wall clock stepped);
 //! - pure code: `properties` (proptest);
 //! - the real binary: `process`, `credits_crash` (kill -9 while credits are spent), `tls`,
 //!   `gateway_nginx` and `gateway_caddy` (a real nginx or Caddy in front) and
@@ -24,6 +25,7 @@ mod audit;
 mod authz_matrix;
 mod cli;
 mod clients;
+mod clock;
 mod contract_examples;
 mod credits_crash;
 mod gateway_caddy;

@@ -441,3 +441,54 @@ fn timestamps_near_the_ends_round_trip() {
     }
     assert!(bad.is_empty(), "\n{}", bad.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The one-way clock
+// ---------------------------------------------------------------------------------------------
+
+/// One event the clock's sources may see: real time passing, or the wall clock stepped.
+#[derive(Clone, Debug)]
+enum Tick {
+    /// `ms` of real time pass (both clocks move).
+    Pass(i64),
+    /// The wall clock jumps by `ms`, Jepsen-style (±2^2..2^18 ms, or an hour or a day).
+    Step(i64),
+}
+
+fn tick_strategy() -> impl Strategy<Value = Tick> {
+    prop_oneof![
+        (0i64..2_000).prop_map(Tick::Pass),
+        (2u32..=18, any::<bool>()).prop_map(|(e, neg)| Tick::Step(if neg { -(1i64 << e) } else { 1i64 << e })),
+        prop_oneof![Just(3_600_000i64), Just(-3_600_000), Just(86_400_000), Just(-86_400_000)].prop_map(Tick::Step),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Whatever the wall clock does: the clock never goes back; between two readings it moves
+    /// at least as far as real time did; it is never behind the wall clock; and it shows
+    /// within the formats' range.
+    #[test]
+    fn the_clock_never_goes_back_and_never_loses_real_time(
+        start in 0i64..4_000_000_000_000,
+        ticks in proptest::collection::vec(tick_strategy(), 1..60),
+    ) {
+        use apikeyd::domain::clock::{Clock, ManualSource, LATEST_MS};
+        let clock = Clock::new(ManualSource::at(start));
+        let mut last = clock.now().millis();
+        for tick in ticks {
+            let passed = match tick {
+                Tick::Pass(ms) => { clock.source().advance(ms); ms }
+                Tick::Step(ms) => { clock.source().step(ms); 0 }
+            };
+            let now = clock.now().millis();
+            prop_assert!(now >= last, "went back from {} to {}", last, now);
+            prop_assert!(now >= (last + passed).min(LATEST_MS), "lost real time: {} + {} > {}", last, passed, now);
+            let wall = apikeyd::domain::clock::Source::wall_millis(clock.source()).clamp(0, LATEST_MS);
+            prop_assert!(now >= wall, "behind the wall clock: {} < {}", now, wall);
+            prop_assert!(Timestamp::parse_rfc3339(&clock.now().to_string()).is_ok());
+            last = now;
+        }
+    }
+}

@@ -321,8 +321,7 @@ fn init_pooled(c: &mut Connection) -> rusqlite::Result<()> {
 
 /// The `synchronous` level every connection runs with, and its number: FULL (2). Only the
 /// test-only negative-control build (`unsafe-synchronous-normal`) runs NORMAL (1).
-const SYNCHRONOUS: (&str, i64) =
-    if cfg!(feature = "unsafe-synchronous-normal") { ("NORMAL", 1) } else { ("FULL", 2) };
+const SYNCHRONOUS: (&str, i64) = if cfg!(feature = "unsafe-synchronous-normal") { ("NORMAL", 1) } else { ("FULL", 2) };
 
 /// Per-connection pragmas, checked after being set.
 fn apply_pragmas(conn: &Connection) -> Result<(), StoreError> {

@@ -18,6 +18,55 @@ pub const MAX_WORKERS: u16 = 256;
 pub const MAX_CONNECTIONS_PER_WORKER: u32 = 4096;
 /// Largest `--max-connections`.
 pub const MAX_CONNECTIONS_LIMIT: u32 = 1_000_000;
+/// Pending connections the listening socket queues before accepting (actix-web's default).
+pub const LISTEN_BACKLOG: i32 = 1024;
+/// How long a graceful shutdown (SIGTERM, SIGINT) waits for open requests before closing
+/// connections anyway (actix's default).
+pub const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+
+// ---- Connections ----
+//
+// What one connection, and one client address, may hold. `http::connection` enforces these;
+// the README's limits table lists them.
+
+/// A whole request, head and body, must arrive within this, counted from the connection's
+/// accept (after the TLS handshake) or from the end of the previous response on it. Past it a
+/// request whose body is still awaited is answered 408 and the connection closed. Request
+/// bodies here are at most 64 KiB: a client that cannot send one in 10 s is stalling.
+pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Longest `--request-deadline`, in seconds.
+pub const MAX_REQUEST_DEADLINE_SECS: u64 = 3600;
+/// A connection whose request cycle (idle keep-alive, the request arriving, the handler, the
+/// response being written) lasts longer than this is shut, whatever it is waiting for: a
+/// second request head that never completes, a client that stopped reading its answers. It
+/// must exceed keep-alive (5 s) + the request deadline (10 s) + the slowest handler (a write
+/// waits up to 5 s for SQLite's lock), so that only a stalled connection ever meets it.
+pub const DEFAULT_CONNECTION_WATCHDOG: Duration = Duration::from_secs(30);
+/// Longest `--connection-watchdog`, in seconds.
+pub const MAX_CONNECTION_WATCHDOG_SECS: u64 = 86_400;
+/// Idle time before a keep-alive connection is closed (actix's default, now stated here).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Time a client has for its TLS handshake (actix-tls's default, now stated here).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Open connections one client address may hold at once, over all workers (0: no cap). An
+/// IPv6 client is counted by its /64, the block one host is normally given. Connections from
+/// a `--trusted-proxy` are not counted: behind a proxy every client shares its address. A
+/// connection past the cap is answered 503 (with `Retry-After`) to its first request and
+/// closed. A sidecar's or a service's connection pool stays far below this.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u32 = 512;
+/// How long a connection past the per-address cap may stay open to send the request its
+/// 503 answers; one that sends nothing is shut after this.
+pub const OVER_CAP_GRACE: Duration = Duration::from_secs(1);
+/// `Retry-After` of the 503 for a connection past the per-address cap, in seconds.
+pub const OVER_CAP_RETRY_AFTER_SECS: u64 = 1;
+/// Requests one connection may have outstanding (received but not yet answered in full).
+/// Past it apikeyd stops reading the connection until an answer is done, so a client that
+/// pipelines requests and never reads the answers makes the kernel's socket buffers fill
+/// and its own writes block, instead of the server's memory grow. actix-http's own queue
+/// holds 16.
+pub const DEFAULT_MAX_PIPELINED: u32 = 16;
+/// Largest `--max-pipelined`.
+pub const MAX_PIPELINED_LIMIT: u32 = 64;
 
 // ---- Requests ----
 
@@ -149,6 +198,31 @@ pub enum ForwardAuthHeaders {
     /// Whichever pair is sent; a request that carries both, disagreeing, is refused.
     #[default]
     Auto,
+}
+
+/// What each connection is held to (`http::connection`): the settings a deployment may
+/// change of the limits above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Head and body of a request must arrive within this.
+    pub request_deadline: Duration,
+    /// A request cycle lasting longer shuts the connection (`None`: never).
+    pub watchdog: Option<Duration>,
+    /// Connections one client address may hold (`None`: no cap).
+    pub per_address: Option<u32>,
+    /// Requests one connection may have outstanding before it is no longer read.
+    pub max_pipelined: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            request_deadline: DEFAULT_REQUEST_DEADLINE,
+            watchdog: Some(DEFAULT_CONNECTION_WATCHDOG),
+            per_address: Some(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
+            max_pipelined: DEFAULT_MAX_PIPELINED,
+        }
+    }
 }
 
 /// What the core runs with: the settings a deployment may change. No secrets.

@@ -61,6 +61,13 @@ pub enum ApiError {
     },
     /// Occurs when the server is overloaded (write queue full) and sheds the request.
     Unavailable,
+    /// Occurs when a request's body has not arrived within the request deadline.
+    RequestTimeout,
+    /// Occurs when a connection is one past the cap on connections from its client address.
+    TooManyConnections {
+        /// Seconds until it may retry.
+        retry_after: u64,
+    },
     /// Occurs when something failed inside the server; the detail is in the log only.
     Internal,
 }
@@ -171,7 +178,8 @@ impl ApiError {
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -193,6 +201,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable => "service_unavailable",
+            ApiError::RequestTimeout => "request_timeout",
+            ApiError::TooManyConnections { .. } => "too_many_connections",
             ApiError::Internal => "internal_error",
         }
     }
@@ -230,6 +240,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Content-Type must be application/json",
             ApiError::RateLimited { .. } => "Too many failed requests; retry later",
             ApiError::Unavailable => "Server is overloaded; retry later",
+            ApiError::RequestTimeout => "Request body was not received in time",
+            ApiError::TooManyConnections { .. } => "Too many connections from this address; close one and retry",
             ApiError::Internal => "Internal server error",
         };
         text.to_owned()

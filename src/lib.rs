@@ -4,7 +4,9 @@
 //! Layers, each a folder, importing only downward:
 //! - `http`: the four families (`native`, `applications`, `clients`, `shard`; `edge` for
 //!   verify and forward-auth), each only parsing requests and rendering answers; error
-//!   envelopes, credential extractors, middleware, the OpenAPI document, TLS.
+//!   envelopes, credential extractors, middleware, the OpenAPI document, TLS, and
+//!   `connection`: how connections are served and what each may hold (request deadline,
+//!   pipelining bound, watchdog, connections per client address).
 //! - `service`: the core every family and the command line call: who may act
 //!   (`authority`), checking a credential (`credential`, `verdict`), managing keys through
 //!   the caller's scope (`manage`, `scope`), the key index, usage, the failure limiter and

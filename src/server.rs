@@ -1,17 +1,21 @@
 //! Running the server: opening the database, installing the root key on a new one, the
 //! background tasks (index warming, `last_used_at` and clock high-water mark flushes), the
 //! HTTP listener (plain or TLS), and a graceful shutdown that writes what is pending. The
-//! command line hands it a [`ServeOptions`]; everything it serves is `http::app`.
+//! command line hands it a [`ServeOptions`]; everything it serves is `http::app`, on
+//! connections served and limited by `http::connection` (actix-server's workers, as
+//! actix-web's `HttpServer` would run them).
 
 use std::error::Error;
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
 
-use actix_web::{web, HttpServer};
+use actix_server::ServerBuilder;
+use actix_web::web;
 
-use crate::config::{Config, DISCONNECT_TIMEOUT, REQUEST_HEAD_TIMEOUT, USAGE_FLUSH_INTERVAL};
+use crate::config::{Config, ConnectionLimits, LISTEN_BACKLOG, SHUTDOWN_TIMEOUT_SECS, USAGE_FLUSH_INTERVAL};
 use crate::domain::key_format::ApiKey;
 use crate::domain::timestamp::Timestamp;
+use crate::http::connection::{self, Admission};
 use crate::service::manage::{bootstrap, Bootstrap};
 use crate::service::AppState;
 use crate::storage::Db;
@@ -35,6 +39,8 @@ pub struct ServeOptions {
     pub workers: Option<usize>,
     /// Open connections per worker.
     pub max_connections: usize,
+    /// What each connection, and each client address, is held to.
+    pub limits: ConnectionLimits,
     /// The core's settings.
     pub config: Config,
 }
@@ -61,24 +67,31 @@ pub fn serve(options: ServeOptions) -> Result<(), Box<dyn Error>> {
         std::thread::Builder::new()
             .name("apikeyd-warm".to_owned())
             .spawn(move || warming.index.keep_warm(&warming.db))?;
-        let app_state = state.clone();
-        let mut server = HttpServer::new(move || crate::http::app(app_state.clone()))
-            .max_connections(options.max_connections)
-            .client_request_timeout(REQUEST_HEAD_TIMEOUT)
-            .client_disconnect_timeout(DISCONNECT_TIMEOUT);
+        let mut builder = ServerBuilder::new()
+            .max_concurrent_connections(options.max_connections)
+            .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
         if let Some(workers) = options.workers {
-            server = server.workers(workers);
+            builder = builder.workers(workers);
         }
-        let server = match options.tls {
-            Some(tls) => server.bind_rustls_0_23(&options.bind, tls)?,
-            None => server.bind(&options.bind)?,
-        };
-        for addr in server.addrs() {
+        let admission = Admission::new(options.limits, &options.config.trusted_proxies);
+        let mut addrs = Vec::new();
+        for listener in bind(&options.bind)? {
+            let local = listener.local_addr()?;
+            let (state, tls, admission) = (state.clone(), options.tls.clone(), admission.clone());
+            let shutdown = builder.graceful_shutdown_signal();
+            // Called once per worker, on its thread: each has its own app and services.
+            builder = builder.listen(format!("apikeyd-{local}"), listener, move || {
+                let app = crate::http::app(state.clone());
+                connection::service(app, local, tls.clone(), admission.clone(), shutdown.clone())
+            })?;
+            addrs.push(local);
+        }
+        for addr in addrs {
             log::info!("listening on {addr}");
             eprintln!("listening on {addr}");
         }
         let flusher = actix_web::rt::spawn(flush_usage_periodically(state.clone()));
-        let result = server.run().await;
+        let result = builder.run().await;
         // Graceful shutdown (SIGTERM, SIGINT): the server has drained; write what is pending.
         flusher.abort();
         state.quota.give_back_leases(&state.db).await;
@@ -87,6 +100,32 @@ pub fn serve(options: ServeOptions) -> Result<(), Box<dyn Error>> {
         }
         Ok::<_, Box<dyn Error>>(result?)
     })
+}
+
+/// Listening sockets for every address `bind` names, made as actix-web's `HttpServer` makes
+/// them (address reuse, a backlog of [`LISTEN_BACKLOG`]); an error only if none could be.
+fn bind(bind: &str) -> Result<Vec<TcpListener>, Box<dyn Error>> {
+    let mut listeners = Vec::new();
+    let mut last_error = None;
+    for addr in bind.to_socket_addrs()? {
+        match listen_on(addr) {
+            Ok(listener) => listeners.push(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    match (listeners.is_empty(), last_error) {
+        (false, _) => Ok(listeners),
+        (true, Some(e)) => Err(format!("cannot listen on {bind}: {e}").into()),
+        (true, None) => Err(format!("cannot listen on {bind}: it names no address").into()),
+    }
+}
+
+fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Refuses to listen beyond loopback over plain HTTP, unless apikeyd serves TLS itself or a

@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    Config, ForwardAuthHeaders, DEFAULT_BIND, DEFAULT_DB, DEFAULT_FAILURE_BURST, DEFAULT_FAILURE_REFILL_PER_SEC,
-    DEFAULT_JWT_TTL, DEFAULT_KEY_PREFIX, MAX_CONNECTIONS_LIMIT, MAX_CONNECTIONS_PER_WORKER, MAX_JWT_TTL_SECS,
-    MAX_WORKERS,
+    Config, ConnectionLimits, ForwardAuthHeaders, DEFAULT_BIND, DEFAULT_CONNECTION_WATCHDOG, DEFAULT_DB,
+    DEFAULT_FAILURE_BURST, DEFAULT_FAILURE_REFILL_PER_SEC, DEFAULT_JWT_TTL, DEFAULT_KEY_PREFIX,
+    DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_MAX_PIPELINED, DEFAULT_REQUEST_DEADLINE, MAX_CONNECTIONS_LIMIT,
+    MAX_CONNECTIONS_PER_WORKER, MAX_CONNECTION_WATCHDOG_SECS, MAX_JWT_TTL_SECS, MAX_PIPELINED_LIMIT,
+    MAX_REQUEST_DEADLINE_SECS, MAX_WORKERS,
 };
 use crate::domain::clock;
 use crate::domain::key_format::{ApiKey, KeyPrefix};
@@ -101,6 +103,49 @@ struct ServeArgs {
     #[arg(long = "max-connections", env = "APIKEYD_MAX_CONNECTIONS", default_value_t = MAX_CONNECTIONS_PER_WORKER,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONNECTIONS_LIMIT)))]
     max_connections: u32,
+    /// Seconds a request's head and body may take to arrive, from the connection's accept or
+    /// the end of the previous answer on it; a body still awaited then is answered 408.
+    #[arg(long = "request-deadline", env = "APIKEYD_REQUEST_DEADLINE", default_value_t = DEFAULT_REQUEST_DEADLINE.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=MAX_REQUEST_DEADLINE_SECS))]
+    request_deadline_secs: u64,
+    /// Seconds one request cycle (keep-alive wait, request, handler, answer) may last before
+    /// the connection is shut, whatever it waits for; 0: never. Must exceed --request-deadline.
+    #[arg(long = "connection-watchdog", env = "APIKEYD_CONNECTION_WATCHDOG",
+          default_value_t = DEFAULT_CONNECTION_WATCHDOG.as_secs(),
+          value_parser = clap::value_parser!(u64).range(0..=MAX_CONNECTION_WATCHDOG_SECS))]
+    connection_watchdog_secs: u64,
+    /// Open connections one client address may hold (an IPv6 client: its /64), over all
+    /// workers; past it a connection gets 503. 0: no cap. --trusted-proxy addresses are exempt.
+    #[arg(long = "max-connections-per-address", env = "APIKEYD_MAX_CONNECTIONS_PER_ADDRESS",
+          default_value_t = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)]
+    max_connections_per_address: u32,
+    /// Requests a connection may have outstanding before apikeyd stops reading it until one
+    /// is answered (bounds what a client that pipelines and never reads can make it hold).
+    #[arg(long = "max-pipelined", env = "APIKEYD_MAX_PIPELINED", default_value_t = DEFAULT_MAX_PIPELINED,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PIPELINED_LIMIT)))]
+    max_pipelined: u32,
+}
+
+impl ServeArgs {
+    /// The connection limits these arguments ask for; a watchdog that would cut a request
+    /// before its deadline (and its 408) is refused.
+    fn connection_limits(&self) -> Result<ConnectionLimits, Box<dyn Error>> {
+        if self.connection_watchdog_secs != 0 && self.connection_watchdog_secs <= self.request_deadline_secs {
+            return Err(format!(
+                "--connection-watchdog ({} s) must be longer than --request-deadline ({} s), or 0 for none: \
+                 it would shut connections before a late request could be answered 408",
+                self.connection_watchdog_secs, self.request_deadline_secs
+            )
+            .into());
+        }
+        let secs = std::time::Duration::from_secs;
+        Ok(ConnectionLimits {
+            request_deadline: secs(self.request_deadline_secs),
+            watchdog: (self.connection_watchdog_secs != 0).then(|| secs(self.connection_watchdog_secs)),
+            per_address: (self.max_connections_per_address != 0).then_some(self.max_connections_per_address),
+            max_pipelined: self.max_pipelined,
+        })
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -164,6 +209,7 @@ fn root_key_from_env() -> Result<Option<ApiKey>, Box<dyn Error>> {
 }
 
 fn serve(args: ServeArgs) -> CliResult {
+    let limits = args.connection_limits()?;
     let root_key = root_key_from_env()?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(crate::http::tls::server_config(cert, key)?),
@@ -177,6 +223,7 @@ fn serve(args: ServeArgs) -> CliResult {
         behind_tls_proxy: args.behind_tls_proxy,
         workers: args.workers.map(usize::from),
         max_connections: args.max_connections as usize,
+        limits,
         config: Config {
             jwt_ttl: std::time::Duration::from_secs(args.jwt_ttl_secs),
             trusted_proxies: args.trusted_proxies,
@@ -239,6 +286,32 @@ mod tests {
         assert!(matches!(parse(&["apikeyd", "applications", "list"]), Action::Applications(_)));
         // Serve options belong before no subcommand or after `serve`, never both ways at once.
         assert!(Cli::try_parse_from(["apikeyd", "--bind", "127.0.0.1:9", "keys", "list"]).is_err());
+    }
+
+    #[test]
+    fn connection_limits_default_to_config_and_a_short_watchdog_is_refused() {
+        let serve_args = |extra: &[&str]| match parse(&[&["apikeyd"], extra].concat()) {
+            Action::Serve(args) => args,
+            other => panic!("{other:?}"),
+        };
+        if [
+            "APIKEYD_REQUEST_DEADLINE",
+            "APIKEYD_CONNECTION_WATCHDOG",
+            "APIKEYD_MAX_CONNECTIONS_PER_ADDRESS",
+            "APIKEYD_MAX_PIPELINED",
+        ]
+        .iter()
+        .all(|v| std::env::var_os(v).is_none())
+        {
+            assert_eq!(serve_args(&[]).connection_limits().unwrap(), ConnectionLimits::default());
+        }
+        let off = serve_args(&["--connection-watchdog", "0", "--max-connections-per-address", "0"]);
+        let off = off.connection_limits().unwrap();
+        assert_eq!((off.watchdog, off.per_address), (None, None));
+        let short = serve_args(&["--request-deadline", "10", "--connection-watchdog", "10"]);
+        assert!(short.connection_limits().is_err());
+        assert!(Cli::try_parse_from(["apikeyd", "--max-pipelined", "0"]).is_err());
+        assert!(Cli::try_parse_from(["apikeyd", "--request-deadline", "0"]).is_err());
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! it too.
 //!
 //! Requests with more than `MAX_HEADERS` headers, or more than `MAX_HEADER_BYTES` of them,
-//! are refused here with 431.
+//! are refused here with 431. So are, for the connection layer (`http::connection`), a
+//! request on a connection past its address's cap (503 with `Retry-After`) and one whose
+//! body missed the request deadline (408), both closing the connection; answered here, they
+//! carry the id and reach the access log like any other.
 //!
 //! The access log records method, path, status and time only: never the query string
 //! (`DELETE /api-key?value=` carries a secret), bodies or headers, and a path with anything
@@ -16,12 +19,14 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderValue;
+use actix_web::http::ConnectionType;
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage};
+use actix_web::{Error, HttpMessage, HttpResponse};
 
-use crate::config::{MAX_HEADERS, MAX_HEADER_BYTES};
+use crate::config::{MAX_HEADERS, MAX_HEADER_BYTES, OVER_CAP_RETRY_AFTER_SECS};
 use crate::domain::key_format as keys;
 use crate::error::ApiError;
+use crate::http::connection;
 use crate::http::envelope::render_for_path;
 use crate::http::request_id::{self, RequestId, HEADER};
 
@@ -38,7 +43,12 @@ pub async fn request_context(
     let logged = log::log_enabled!(target: "apikeyd::access", log::Level::Info)
         .then(|| (req.method().clone(), loggable_path(req.path()).into_owned(), req.peer_addr()));
     let (count, bytes) = req.headers().iter().fold((0, 0), |(n, b), (k, v)| (n + 1, b + k.as_str().len() + v.len()));
-    let mut res = if count > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+    let conn = connection::RequestConnection::of(&req);
+    let mut res = if conn.as_ref().is_some_and(|c| c.over_cap()) {
+        let refusal = ApiError::TooManyConnections { retry_after: OVER_CAP_RETRY_AFTER_SECS };
+        let body = request_id::sync_scope(id, || closing(render_for_path(req.path(), refusal)));
+        req.into_response(body).map_into_right_body()
+    } else if count > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
         let body = request_id::sync_scope(id, || render_for_path(req.path(), ApiError::HeadersTooLarge));
         req.into_response(body).map_into_right_body()
     } else {
@@ -47,6 +57,13 @@ pub async fn request_context(
         // only a failure outside the app's routing could surface as Err, and it propagates.
         request_id::scope(id, next.call(req)).await?.map_into_left_body()
     };
+    // The handler met a body that stopped arriving (and answered its read error): the answer
+    // is 408, and the connection, whose request was never read whole, is closed.
+    if conn.is_some_and(|c| c.body_was_late()) {
+        let body =
+            request_id::sync_scope(id, || closing(render_for_path(res.request().path(), ApiError::RequestTimeout)));
+        res = res.into_response(body).map_into_right_body();
+    }
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut().insert(HEADER, value);
     }
@@ -63,6 +80,13 @@ pub async fn request_context(
         );
     }
     Ok(res)
+}
+
+/// `res`, closing its connection once written. (A `Connection: close` header set by the app
+/// is dropped by actix-http's encoder; the connection type is what it honours.)
+fn closing(mut res: HttpResponse) -> HttpResponse {
+    res.head_mut().set_connection_type(ConnectionType::Close);
+    res
 }
 
 /// The path as the access log may show it: anything key- or JWT-shaped (a key pasted into a

@@ -2,14 +2,17 @@
 //! in its own file (`native`, `applications`, `clients`, `shard`; `edge` for verify and
 //! forward-auth) and only parses requests and renders answers: the rules are the core's
 //! (`service`). `envelope` renders errors per family, `extract` turns credentials into
-//! callers, `middleware` gives every request an id, header limits and an access-log line.
-//! The extractor configs below make JSON, query and payload failures, unknown routes and
-//! wrong methods go through the same envelopes.
+//! callers, `middleware` gives every request an id, header limits and an access-log line;
+//! `connection` serves connections and holds each to its limits (request deadline,
+//! pipelining, watchdog, connections per client address). The extractor configs below make
+//! JSON, query and payload failures, unknown routes and wrong methods go through the same
+//! envelopes.
 
 mod applications;
 mod audit;
 pub mod bodies;
 mod clients;
+pub mod connection;
 mod edge;
 pub mod envelope;
 pub mod extract;

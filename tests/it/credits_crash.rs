@@ -148,8 +148,7 @@ fn a_clean_stop_gives_the_unspent_lease_back() {
         assert_eq!(verify_once(server.addr, &body).as_deref(), Some("VALID"));
     }
     assert!(remaining_in_db(&db, id) <= 1_000 - CREDIT_LEASE, "a lease was taken");
-    let status = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    server.sigterm();
     assert!(server.child.wait().unwrap().success());
     assert_eq!(remaining_in_db(&db, id), 995, "SIGTERM returned the unspent credits");
 }

@@ -15,8 +15,10 @@
 //!   under libfaketime with its wall clock stepped);
 //! - pure code: `properties` (proptest);
 //! - the real binary: `process`, `credits_crash` (kill -9 while credits are spent), `tls`,
-//!   `gateway_nginx` and `gateway_caddy` (a real nginx or Caddy in front) and
-//!   `contract_examples` (the client code in the contract documents in ../shared/seeds).
+//!   `slow_clients` (connections held to the request deadline, the watchdog, the per-address
+//!   cap and the pipelining bound), `gateway_nginx` and `gateway_caddy` (a real nginx or Caddy
+//!   in front) and `contract_examples` (the client code in the contract documents in
+//!   ../shared/seeds).
 
 mod support;
 
@@ -42,6 +44,7 @@ mod properties;
 mod review_holes;
 mod sessions;
 mod shard;
+mod slow_clients;
 mod tls;
 mod usage_control;
 mod verify;

@@ -261,8 +261,7 @@ fn graceful_shutdown_flushes_last_used_at() {
     let root = server.printed_root_key().unwrap();
     let (id, key) = server.create_key(&root, "used", &[]);
     assert_eq!(server.verify_code(&key), "VALID");
-    let status = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    server.sigterm();
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
     let conn = open_connection(&db).unwrap();

@@ -28,7 +28,9 @@ use crate::http::extract::USER_API_KEY;
         description = "API keys in a local SQLite file, served over HTTP in four API shapes (families). \
             Each family renders errors in its own envelope. Every response carries `x-request-id`. \
             Unknown routes answer 404 and wrong methods 405 with `Allow`, in the family's envelope; \
-            request headers over 8 KiB answer 431."
+            request headers over 8 KiB answer 431. A body that has not arrived within the request deadline \
+            answers 408, and a connection past its client address's cap 503 with `Retry-After`, in the route's \
+            envelope; both close the connection."
     ),
     paths(
         super::healthz,

@@ -123,6 +123,10 @@ impl AsyncRead for Paced {
         if this.shut {
             return Poll::Ready(Err(shut_error()));
         }
+        if buf.remaining() == 0 {
+            // Nothing can be handed on (the dispatcher always leaves room; this is not waiting).
+            return Poll::Ready(Ok(()));
+        }
         if this.held_from < this.held.len() {
             return this.read_held(cx, buf);
         }

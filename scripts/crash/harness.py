@@ -277,20 +277,23 @@ def key_hash(text):
 
 class Key:
     __slots__ = ("text", "hash", "id", "uuid", "family", "app", "state", "touched", "flagged",
-                 "expires", "jwt", "jwt_expires")
+                 "expires", "jwt", "jwt_expires", "owner", "rotated")
 
     def __init__(self, text, family, id_=None, uuid=None, app=None, expires=None):
         self.text = text
         self.expires = expires  # epoch seconds, or None for never
         self.jwt = None         # a session JWT minted from this key, if one was
         self.jwt_expires = None  # the expires_at its login advertised, epoch seconds
+        self.owner = None        # the owner an acknowledged update set ("?" after an indeterminate one)
+        self.rotated = False     # an acknowledged rotation replaced it (it works until its new expiry)
         self.hash = key_hash(text)
         self.id = id_
         self.uuid = uuid
         self.family = family
         self.app = app
-        # active | revoked | deleted (acknowledged, or learnt from the database)
-        # | maybe_revoked | maybe_deleted (indeterminate) | busy_* (in flight)
+        # active | disabled | revoked | deleted (acknowledged, or learnt from the database)
+        # | maybe_revoked | maybe_deleted | maybe_disabled | maybe_enabled (indeterminate)
+        # | busy (in flight)
         self.state = "active"
         self.touched = True
         # Set once a violation has been reported for this key: it is reported once only and
@@ -307,7 +310,15 @@ TARGETS = {
     "delete_shard": FAMILIES,                  # DELETE /api-key?value=
     "delete_clients": FAMILIES,                # DELETE /api/clients/api-keys/{uuid}
     "delete_bulk": FAMILIES,                   # DELETE /api/clients/api-keys/bulk, two at once
+    # The lifecycle calls (PATCH /api/v1/keys/{id}, POST .../rotate), on keys with an id.
+    "disable": ("native", "shard"),
+    "update": ("native", "shard"),
+    "rotate": ("native", "shard"),
+    "enable": ("disabled",),                   # a key an acknowledged disable turned off
 }
+LIFECYCLE = ("disable", "enable", "update", "rotate")
+# A rotation's grace, seconds: the old key then verifies EXPIRED, checked like an expiry.
+GRACE_RANGE = (0.5, 3.0)
 # Chance that an acknowledged key is logged in with at once (its JWT is then checked too).
 LOGIN_PROB = 0.2
 # Expiry of a create_expiring key, seconds ahead; checks this close to an expiry are skipped.
@@ -318,6 +329,7 @@ OPS = [  # (op, weight)
     ("create_application", 1), ("create_expiring", 4),
     ("revoke_native", 12), ("revoke_app", 8), ("delete_shard", 10), ("delete_clients", 10),
     ("revoke_cli", 2), ("delete_bulk", 4),
+    ("disable", 4), ("enable", 3), ("update", 4), ("rotate", 3),
 ]
 
 
@@ -328,6 +340,7 @@ class Model:
         self.lock = threading.Lock()
         self.keys = {}                      # hash -> Key
         self.pool = {f: [] for f in FAMILIES}   # active, idle keys per family
+        self.pool["disabled"] = []          # disabled, idle keys (for enable)
         self.apps = []                      # acknowledged application uuids
 
     def add(self, key):
@@ -352,16 +365,22 @@ class Model:
         with self.lock:
             key.state = state
             key.touched = True
-            if state == "active" and not key.flagged:
+            # A rotated key stays out of the pools: a second rotation would rotate its
+            # successor, which the model does not follow.
+            if key.flagged or key.rotated:
+                return
+            if state == "active":
                 self.pool[key.family].append(key)
+            elif state == "disabled":
+                self.pool["disabled"].append(key)
 
     def flag(self, key):
         """Caller holds self.lock."""
         if not key.flagged:
             key.flagged = True
-            if key.state == "active":
+            if key.state in ("active", "disabled"):
                 try:
-                    self.pool[key.family].remove(key)
+                    self.pool[key.family if key.state == "active" else "disabled"].remove(key)
                 except ValueError:
                     pass
 
@@ -469,6 +488,8 @@ class Load:
         keys = [self.model.take(TARGETS[op], rng)]
         if keys[0] is None:  # nothing to mutate yet: create instead
             return self.create("create_native", client, rng)
+        if op in LIFECYCLE:
+            return self.lifecycle(op, keys[0], client, rng)
         if op == "delete_bulk":
             second = self.model.take(TARGETS[op], rng)
             if second is not None:
@@ -539,6 +560,95 @@ class Load:
             if rng.random() < LOGIN_PROB:
                 self.login(key, client)
             m.add(key)
+
+    def lifecycle(self, op, key, client, rng):
+        """PATCH (disable, enable, update) or rotate `key` as the root key; an acknowledged
+        change is checked at once on a fresh connection, and in the database after a crash."""
+        back = "disabled" if op == "enable" else "active"
+        if key.expires is not None:
+            # Expiring keys are left to the expiry checks; rotating one would race its expiry.
+            self.model.settle(key, back)
+            return self.create("create_native", client, rng)
+        path = "/api/v1/keys/%d" % key.id
+        owner = None
+        if op == "rotate":
+            grace = rng.uniform(*GRACE_RANGE)
+            req = ("POST", path + "/rotate", {"grace_seconds": int(grace) + 1}, self.bearer())
+        elif op == "update":
+            owner = "owner-%d" % rng.randrange(1 << 30)
+            req = ("PATCH", path, {"owner": owner}, self.bearer())
+        else:
+            req = ("PATCH", path, {"enabled": op == "enable"}, self.bearer())
+        maybe = {"disable": "maybe_disabled", "enable": "maybe_enabled"}.get(op, back)
+        try:
+            status, body = client.call(*req)
+        except NotSent:
+            self.model.settle(key, back)
+            raise
+        except Indeterminate:
+            self.indeterminate(op)
+            with self.model.lock:
+                if op == "update":
+                    key.owner = "?"
+                if op == "rotate":
+                    # Its expiry may have changed, and its successor is unknown: not relied on.
+                    self.model.flag(key)
+            self.model.settle(key, maybe)
+            return
+        if not 200 <= status < 300:
+            self.refused(op, status)
+            if status < 500:
+                self.stats.violation("STATE_refused_mutation", "%s of id=%s -> %d" % (op, key.id, status))
+            with self.model.lock:
+                if op == "update":
+                    key.owner = "?"
+                if op == "rotate":
+                    self.model.flag(key)
+            self.model.settle(key, maybe)
+            return
+        self.acked(op)
+        successor = None
+        if op == "rotate":
+            d = body["data"]
+            successor = Key(d["api_key"], "native", id_=d["id"], uuid=d["uuid"])
+            # The old key now ends at the server's now + grace: read exactly when.
+            reader = Client(self.port)
+            try:
+                _, got = reader.call("GET", path, None, self.bearer())
+                ends = got["data"]["expires_at"]
+                with self.model.lock:
+                    key.rotated = True
+                    key.expires = parse_rfc3339(ends) if ends else None
+            except (NotSent, Indeterminate, KeyError, TypeError):
+                with self.model.lock:
+                    key.rotated = True
+                    self.model.flag(key)
+            finally:
+                reader.close()
+            self.model.add(successor)
+        if op == "update":
+            with self.model.lock:
+                key.owner = owner
+        state = "disabled" if op == "disable" else "active"
+        # At once, on a fresh connection: a disable holds from the next request, an enable too.
+        # The key goes back to its pool only afterwards, so no other thread changes it first.
+        if op in ("disable", "enable"):
+            fresh = Client(self.port)
+            try:
+                code = verify_code(fresh, key.text)
+                want = "DISABLED" if op == "disable" else "VALID"
+                with self.stats.lock:
+                    self.stats.inrun_verified += 1
+                if code != want:
+                    self.stats.violation("L1_switch_inrun", "%s acknowledged for id=%s, then verify said %s"
+                                         % (op, key.id, code))
+                    with self.model.lock:
+                        self.model.flag(key)
+            except (NotSent, Indeterminate):
+                pass
+            finally:
+                fresh.close()
+        self.model.settle(key, state)
 
     def login(self, key, client):
         """Mints a session from `key` before anyone can revoke it. A login that fails (the
@@ -719,7 +829,16 @@ DB_EXPECT = {
     "maybe_deleted": {"active": "=active", "deleted": "=deleted", "revoked": "STATE_unexplained_change",
                       None: "D1_lost_create"},
 }
-VERIFY_EXPECT = {"active": "VALID", "revoked": "REVOKED", "deleted": "DELETED"}
+VERIFY_EXPECT = {"active": "VALID", "revoked": "REVOKED", "deleted": "DELETED", "disabled": "DISABLED"}
+# (An acknowledged enable the database lost also shows here, as an active key stored disabled.)
+DB_EXPECT["active"]["disabled"] = "STATE_unexplained_change"
+DB_EXPECT["maybe_revoked"]["disabled"] = "STATE_unexplained_change"
+DB_EXPECT["maybe_deleted"]["disabled"] = "STATE_unexplained_change"
+DB_EXPECT["disabled"] = {"disabled": None, "active": "L1_lost_disable", "revoked": "STATE_unexplained_change",
+                         "deleted": "STATE_unexplained_change", None: "D1_lost_create"}
+DB_EXPECT["maybe_disabled"] = {"active": "=active", "disabled": "=disabled", "revoked": "STATE_unexplained_change",
+                               "deleted": "STATE_unexplained_change", None: "D1_lost_create"}
+DB_EXPECT["maybe_enabled"] = DB_EXPECT["maybe_disabled"]
 
 
 def check_database(db, model, stats):
@@ -742,7 +861,10 @@ def check_database(db, model, stats):
             if len(rows) > 20:
                 with stats.lock:
                     stats.violations[kind] += len(rows) - 20
-        status_of = dict(conn.execute("SELECT key_hash, status FROM api_keys").fetchall())
+        rows = conn.execute("SELECT key_hash, CASE WHEN status = 'active' AND enabled = 0 THEN 'disabled' "
+                            "ELSE status END, owner, rotated_to FROM api_keys").fetchall()
+        status_of = {r[0]: r[1] for r in rows}
+        detail_of = {r[0]: (r[2], r[3]) for r in rows}
         apps = {r[0] for r in conn.execute("SELECT uuid FROM applications")}
     finally:
         conn.close()
@@ -755,6 +877,15 @@ def check_database(db, model, stats):
             if key.flagged:
                 continue
             got = status_of.get(key.hash)
+            owner, rotated_to = detail_of.get(key.hash, (None, None))
+            if got is not None and key.owner not in (None, "?") and owner != key.owner:
+                stats.violation("L1_lost_update", "key id=%s: owner %r acknowledged, %r stored" % (key.id, key.owner, owner))
+                model.flag(key)
+                continue
+            if got is not None and key.rotated and rotated_to is None:
+                stats.violation("L1_lost_rotation", "key id=%s: rotation acknowledged, no successor stored" % key.id)
+                model.flag(key)
+                continue
             verdict = DB_EXPECT[key.state].get(got, "STATE_unexplained_change")
             if verdict is None:
                 continue
@@ -763,8 +894,10 @@ def check_database(db, model, stats):
                 resolved["%s->%s" % (key.state, new)] += 1
                 key.state = new
                 key.touched = True
-                if new == "active":
+                if new == "active" and not key.rotated:
                     model.pool[key.family].append(key)
+                elif new == "disabled" and not key.rotated:
+                    model.pool["disabled"].append(key)
                 continue
             stats.violation(verdict, "key id=%s uuid=%s family=%s model=%s db=%s"
                             % (key.id, key.uuid, key.family, key.state, got))
@@ -853,7 +986,9 @@ def check_session(client, key, state, stats):
     violation recorded) when it does not."""
     t0 = time.time()
     code = with_retries(lambda: session_status(client, key.jwt), lambda c: c < 500)
-    want = expected_code(state, key.jwt_expires, t0, time.time())
+    # A rotation after the login ends the key (and its session) at the end of its grace.
+    ends = [t for t in (key.jwt_expires, key.expires) if t is not None]
+    want = expected_code(state, min(ends) if ends else None, t0, time.time())
     with stats.lock:
         stats.session_checks += 1
         if want is None:

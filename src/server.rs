@@ -53,8 +53,18 @@ pub struct ServeOptions {
 pub fn serve(options: ServeOptions) -> Result<(), Box<dyn Error>> {
     refuse_plaintext_exposure(&options.bind, options.behind_tls_proxy || options.tls.is_some())?;
     log::debug!("starting on {} with {:?}", options.bind, options.config);
-    // Held until the process ends: `apikeyd restore` refuses to replace a database in use.
-    let _hold = maintenance::hold_for_serving(&options.db_path)??;
+    // Held until the process ends: `apikeyd restore` refuses to replace a database in use. A
+    // file system without flock (some FUSE ones) serves anyway, with a warning.
+    let _hold = match maintenance::hold_for_serving(&options.db_path) {
+        Ok(hold) => Some(hold?),
+        Err(e) => {
+            log::warn!(
+                "cannot lock {}: {e}; `apikeyd restore` will not see that this server holds it",
+                maintenance::lock_path(&options.db_path).display()
+            );
+            None
+        }
+    };
     let db = Db::open(&options.db_path)?;
     actix_web::rt::System::new().block_on(async move {
         match bootstrap(&db, options.root_key.as_ref()).await? {

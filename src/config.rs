@@ -200,6 +200,16 @@ pub enum ForwardAuthHeaders {
     Auto,
 }
 
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `[time level target] message`, for people.
+    #[default]
+    Text,
+    /// One JSON object per line: time, level, target, message, and the record's fields.
+    Json,
+}
+
 /// What each connection is held to (`http::connection`): the settings a deployment may
 /// change of the limits above.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

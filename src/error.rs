@@ -137,6 +137,8 @@ pub enum Denied {
     /// The key acted on has grants or an expiry beyond the acting key's: a key acts only on
     /// keys it could have minted.
     Outranked(Op),
+    /// No grant of the key covers the path it asked to read (`/metrics`).
+    NoGrant,
 }
 
 /// What was not found.
@@ -221,6 +223,7 @@ impl ApiError {
             ApiError::Forbidden(Denied::NotGlobal) => "Only a global key can create applications",
             ApiError::Forbidden(Denied::GrantsExceed) => "Requested grants exceed the grants of the calling key",
             ApiError::Forbidden(Denied::ExpiryExceeds) => "Requested expiry is later than the calling key's expiry",
+            ApiError::Forbidden(Denied::NoGrant) => "No grant of the calling key covers this path",
             ApiError::Forbidden(Denied::Outranked(_)) => {
                 "The calling key cannot act on a key with grants or an expiry beyond its own"
             }

@@ -18,6 +18,7 @@ use crate::domain::timestamp::Timestamp;
 use crate::http::connection::{self, Admission};
 use crate::service::manage::{bootstrap, Bootstrap};
 use crate::service::AppState;
+use crate::storage::sqlite::maintenance;
 use crate::storage::Db;
 
 /// The variable that chooses the root key of a new database.
@@ -41,6 +42,9 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// What each connection, and each client address, is held to.
     pub limits: ConnectionLimits,
+    /// Where to serve `GET /metrics` with no credential, besides the main listener (where it
+    /// needs read on `/metrics`); `None`: nowhere else.
+    pub metrics_bind: Option<String>,
     /// The core's settings.
     pub config: Config,
 }
@@ -49,6 +53,18 @@ pub struct ServeOptions {
 pub fn serve(options: ServeOptions) -> Result<(), Box<dyn Error>> {
     refuse_plaintext_exposure(&options.bind, options.behind_tls_proxy || options.tls.is_some())?;
     log::debug!("starting on {} with {:?}", options.bind, options.config);
+    // Held until the process ends: `apikeyd restore` refuses to replace a database in use. A
+    // file system without flock (some FUSE ones) serves anyway, with a warning.
+    let _hold = match maintenance::hold_for_serving(&options.db_path) {
+        Ok(hold) => Some(hold?),
+        Err(e) => {
+            log::warn!(
+                "cannot lock {}: {e}; `apikeyd restore` will not see that this server holds it",
+                maintenance::lock_path(&options.db_path).display()
+            );
+            None
+        }
+    };
     let db = Db::open(&options.db_path)?;
     actix_web::rt::System::new().block_on(async move {
         match bootstrap(&db, options.root_key.as_ref()).await? {
@@ -85,6 +101,19 @@ pub fn serve(options: ServeOptions) -> Result<(), Box<dyn Error>> {
                 connection::service(app, local, tls.clone(), admission.clone(), shutdown.clone())
             })?;
             addrs.push(local);
+        }
+        if let Some(metrics_bind) = &options.metrics_bind {
+            for listener in bind(metrics_bind)? {
+                let local = listener.local_addr()?;
+                let (state, admission) = (state.clone(), admission.clone());
+                let shutdown = builder.graceful_shutdown_signal();
+                builder = builder.listen(format!("apikeyd-metrics-{local}"), listener, move || {
+                    let app = actix_web::App::new().app_data(state.clone()).configure(crate::http::metrics_only);
+                    connection::service(app, local, None, admission.clone(), shutdown.clone())
+                })?;
+                log::info!("metrics listening on {local}");
+                eprintln!("metrics listening on {local}");
+            }
         }
         for addr in addrs {
             log::info!("listening on {addr}");

@@ -7,8 +7,11 @@
 //! turns, and every change they make writes its audit row in the same transaction. The
 //! server's key index notices any commit and applies the change feed before answering (see
 //! `service::index`), so a command-line change is honoured from the server's next request.
+//! `apikeyd backup`, `restore` and `check` work on the file as a whole, and `completions` and
+//! `man` print what shells and `man` read, from these same definitions (`ops`).
 
 mod commands;
+mod ops;
 mod output;
 
 use std::error::Error;
@@ -17,7 +20,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    Config, ConnectionLimits, ForwardAuthHeaders, DEFAULT_BIND, DEFAULT_CONNECTION_WATCHDOG, DEFAULT_DB,
+    Config, ConnectionLimits, ForwardAuthHeaders, LogFormat, DEFAULT_BIND, DEFAULT_CONNECTION_WATCHDOG, DEFAULT_DB,
     DEFAULT_FAILURE_BURST, DEFAULT_FAILURE_REFILL_PER_SEC, DEFAULT_JWT_TTL, DEFAULT_KEY_PREFIX,
     DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_MAX_PIPELINED, DEFAULT_REQUEST_DEADLINE, MAX_CONNECTIONS_LIMIT,
     MAX_CONNECTIONS_PER_WORKER, MAX_CONNECTION_WATCHDOG_SECS, MAX_JWT_TTL_SECS, MAX_PIPELINED_LIMIT,
@@ -58,6 +61,16 @@ enum Command {
     Applications(ApplicationsCommand),
     /// Read the audit trail, newest first.
     Audit(AuditArgs),
+    /// Copy the database to a file, safely while the server runs and writes.
+    Backup(ops::BackupArgs),
+    /// Replace the database with a backup (refused while a server holds it).
+    Restore(ops::RestoreArgs),
+    /// Check the database's integrity and its audit trail; non-zero exit on any problem.
+    Check(ops::CheckArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions(ops::CompletionsArgs),
+    /// Print the manual page (roff).
+    Man,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -96,6 +109,13 @@ struct ServeArgs {
     forward_auth_headers: ForwardAuthHeaders,
     #[command(flatten)]
     prefix: PrefixArg,
+    /// Also serve GET /metrics here, with no credential (e.g. 127.0.0.1:9090). Off by default;
+    /// on the main listener /metrics needs a key with read on /metrics.
+    #[arg(long = "metrics-bind", env = "APIKEYD_METRICS_BIND")]
+    metrics_bind: Option<String>,
+    /// How log lines are written: text, or json (one object per line).
+    #[arg(long = "log-format", env = "APIKEYD_LOG_FORMAT", value_enum, default_value_t)]
+    log_format: LogFormat,
     /// HTTP worker threads (default: one per core). A sidecar sharing a node can take one.
     #[arg(long, env = "APIKEYD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
     workers: Option<u16>,
@@ -171,9 +191,23 @@ enum Action {
     Keys(KeysCommand),
     Applications(ApplicationsCommand),
     Audit(AuditArgs),
+    Backup(ops::BackupArgs),
+    Restore(ops::RestoreArgs),
+    Check(ops::CheckArgs),
+    Completions(ops::CompletionsArgs),
+    Man,
 }
 
 impl Cli {
+    /// The log format asked for: `serve`'s `--log-format`; text for every other command.
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            None => self.serve.log_format,
+            Some(Command::Serve(args)) => args.log_format,
+            Some(_) => LogFormat::Text,
+        }
+    }
+
     fn action(self) -> Action {
         match self.command {
             None => Action::Serve(self.serve),
@@ -181,6 +215,11 @@ impl Cli {
             Some(Command::Keys(keys)) => Action::Keys(keys),
             Some(Command::Applications(apps)) => Action::Applications(apps),
             Some(Command::Audit(args)) => Action::Audit(args),
+            Some(Command::Backup(args)) => Action::Backup(args),
+            Some(Command::Restore(args)) => Action::Restore(args),
+            Some(Command::Check(args)) => Action::Check(args),
+            Some(Command::Completions(args)) => Action::Completions(args),
+            Some(Command::Man) => Action::Man,
         }
     }
 }
@@ -192,6 +231,11 @@ pub fn run(cli: Cli) -> CliResult {
         Action::Keys(command) => commands::keys(command),
         Action::Applications(command) => commands::applications(command),
         Action::Audit(args) => commands::audit(args),
+        Action::Backup(args) => ops::backup(&args),
+        Action::Restore(args) => ops::restore(&args),
+        Action::Check(args) => ops::check(&args),
+        Action::Completions(args) => ops::completions(&args),
+        Action::Man => ops::man(),
     }
 }
 
@@ -224,6 +268,7 @@ fn serve(args: ServeArgs) -> CliResult {
         workers: args.workers.map(usize::from),
         max_connections: args.max_connections as usize,
         limits,
+        metrics_bind: args.metrics_bind,
         config: Config {
             jwt_ttl: std::time::Duration::from_secs(args.jwt_ttl_secs),
             trusted_proxies: args.trusted_proxies,

@@ -74,11 +74,13 @@ impl Progress {
 
     /// Shows that `done` steps are done.
     pub fn update(&self, done: u64) {
+        self.update_of(done, self.total);
+    }
+
+    /// Shows that `done` of `total` steps are done, for work whose size is learnt on the way.
+    pub fn update_of(&self, done: u64, total: u64) {
         if self.shown {
-            let width = 30u64;
-            let filled = (done.min(self.total) * width).checked_div(self.total).unwrap_or(width);
-            let bar = format!("{}{}", "#".repeat(filled as usize), "-".repeat((width - filled) as usize));
-            eprint!("\r{} [{bar}] {done}/{}", self.label, self.total);
+            eprint!("\r{}", bar(self.label, done, total));
         }
     }
 
@@ -90,9 +92,24 @@ impl Progress {
     }
 }
 
+/// One progress line: `label [####------] done/total`.
+fn bar(label: &str, done: u64, total: u64) -> String {
+    let width = 30u64;
+    let filled = (done.min(total) * width).checked_div(total).unwrap_or(width);
+    let bar = format!("{}{}", "#".repeat(filled as usize), "-".repeat((width - filled) as usize));
+    format!("{label} [{bar}] {done}/{total}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_lines_fill_in_proportion() {
+        assert_eq!(bar("x", 0, 10), format!("x [{}] 0/10", "-".repeat(30)));
+        assert_eq!(bar("x", 5, 10), format!("x [{}{}] 5/10", "#".repeat(15), "-".repeat(15)));
+        assert_eq!(bar("x", 12, 10), format!("x [{}] 12/10", "#".repeat(30)));
+    }
 
     #[test]
     fn tables_align_every_column_but_the_last() {

@@ -23,6 +23,7 @@ use crate::domain::timestamp::Timestamp;
 use crate::domain::whole::optional_whole;
 use crate::error::ApiError;
 use crate::service::credential::{verify, Accept, Ask, Checked, Origin};
+use crate::service::metrics::Endpoint;
 use crate::service::verdict::{Code, Need};
 use crate::service::AppState;
 
@@ -118,6 +119,7 @@ pub async fn verify_key(
         .transpose()?;
     let ask = Ask { credential: Some(&body.key), accept: Accept::Key, need: &need, origin: Origin::Stated(ip) };
     let checked = verify(&state, ask, cost, || client_address(&state, &req)).await?;
+    state.metrics.verdict(Endpoint::Verify, checked.code);
     let (code, key) = (checked.code, checked.key.as_ref());
     let mut res = native_ok(Verdict {
         valid: code == Code::Valid,
@@ -343,6 +345,7 @@ pub async fn forward_auth(
     let text = credential(req.headers()).ok().flatten();
     let ask = Ask { credential: text, accept: Accept::KeyOrSession, need: &need, origin: Origin::Client };
     let checked = verify(&state, ask, 1, || client_address(&state, &req)).await?;
+    state.metrics.verdict(Endpoint::ForwardAuth, checked.code);
     let mut res = match (checked.code, &checked.key) {
         (Code::Valid, Some(key)) => {
             let mut res = HttpResponse::Ok();

@@ -18,7 +18,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
-use crate::error::{ApiError, AuthFailure, Op};
+use crate::error::{ApiError, AuthFailure, Denied, Op};
 use crate::http::envelope::{Failure, Family};
 use crate::http::request_id::RequestId;
 use crate::service::authority::{Actor, Manager as CoreManager};
@@ -112,10 +112,15 @@ type Checking<T, F> = Pin<Box<dyn Future<Output = Result<T, Failure<F>>>>>;
 
 /// Checks the request's credential (any usable key or session).
 async fn authenticated(req: HttpRequest) -> Result<Actor, ApiError> {
-    let req = &req;
+    authorized(&req, &Need::Usable).await
+}
+
+/// Checks the request's credential for `need`: a usable key or session, one of whose grants
+/// covers `need` (403 [`Denied::NoGrant`] when none does).
+pub async fn authorized(req: &HttpRequest, need: &Need) -> Result<Actor, ApiError> {
     let state = app_state(req)?;
     let text = credential(req.headers()).ok().flatten();
-    let ask = Ask { credential: text, accept: Accept::KeyOrSession, need: &Need::Usable, origin: Origin::Client };
+    let ask = Ask { credential: text, accept: Accept::KeyOrSession, need, origin: Origin::Client };
     let checked = authenticate(state, ask, || client_address(state, req)).await?;
     match (checked.code, checked.key, checked.retry_after) {
         (Code::Valid, Some(key), _) => {
@@ -123,6 +128,7 @@ async fn authenticated(req: HttpRequest) -> Result<Actor, ApiError> {
             Ok(Actor::key(&key, request_id))
         }
         (_, _, Some(retry_after)) => Err(ApiError::RateLimited { retry_after }),
+        (Code::Forbidden, Some(_), _) => Err(ApiError::Forbidden(Denied::NoGrant)),
         _ => Err(ApiError::Unauthenticated(AuthFailure::Credential)),
     }
 }

@@ -9,7 +9,7 @@
 //! body missed the request deadline (408), both closing the connection; answered here, they
 //! carry the id and reach the access log like any other.
 //!
-//! The access log records method, path, status and time only: never the query string
+//! The access log records method, path (and route template), status and time only: never the query string
 //! (`DELETE /api-key?value=` carries a secret), bodies or headers, and a path with anything
 //! key- or JWT-shaped in it is redacted.
 
@@ -19,9 +19,9 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderValue;
-use actix_web::http::ConnectionType;
+use actix_web::http::{ConnectionType, Method};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpResponse};
+use actix_web::{web, Error, HttpMessage, HttpResponse};
 
 use crate::config::{MAX_HEADERS, MAX_HEADER_BYTES, OVER_CAP_RETRY_AFTER_SECS};
 use crate::domain::key_format as keys;
@@ -29,6 +29,7 @@ use crate::error::ApiError;
 use crate::http::connection;
 use crate::http::envelope::render_for_path;
 use crate::http::request_id::{self, RequestId, HEADER};
+use crate::service::AppState;
 
 /// Middleware: assigns the id, runs the rest of the chain inside its task-local scope,
 /// sets the response header and writes one access-log line.
@@ -64,22 +65,38 @@ pub async fn request_context(
             request_id::sync_scope(id, || closing(render_for_path(res.request().path(), ApiError::RequestTimeout)));
         res = res.into_response(body).map_into_right_body();
     }
+    let route = crate::http::route_template(res.request().match_pattern().as_deref());
+    if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+        let seconds = started.elapsed().as_secs_f64();
+        state.metrics.request(route, method_label(res.request().method()), res.status().as_u16(), seconds);
+    }
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut().insert(HEADER, value);
     }
     if let Some((method, path, peer)) = logged {
+        let (status, ms) = (res.status().as_u16(), started.elapsed().as_secs_f64() * 1000.0);
+        // The fields are what `--log-format json` shows beside the message; the text format
+        // shows the message alone. All of them are from fixed sets or computed here.
         log::info!(
             target: "apikeyd::access",
+            request_id = id.as_str(), method = method.as_str(), route = route, status = status, duration_ms = ms;
             "{} {} {} {} {} {:.3}ms",
             id.as_str(),
             peer.map_or_else(|| "-".to_owned(), |p| p.ip().to_string()),
             method,
             path,
-            res.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0
+            status,
+            ms
         );
     }
     Ok(res)
+}
+
+/// A request's method as a metrics label: one of a fixed set, never the request's own text.
+fn method_label(method: &Method) -> &'static str {
+    static KNOWN: [Method; 7] =
+        [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD, Method::OPTIONS];
+    KNOWN.iter().find(|m| *m == method).map_or("OTHER", Method::as_str)
 }
 
 /// `res`, closing its connection once written. (A `Connection: close` header set by the app

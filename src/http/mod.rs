@@ -16,9 +16,11 @@ pub mod connection;
 mod edge;
 pub mod envelope;
 pub mod extract;
+pub mod metrics;
 pub mod middleware;
 mod native;
 pub mod openapi;
+mod readyz;
 pub mod request_id;
 mod shard;
 pub mod tls;
@@ -47,6 +49,20 @@ pub fn app(
     >,
 > {
     App::new().app_data(state).wrap(actix_middleware::from_fn(middleware::request_context)).configure(configure)
+}
+
+/// Registers what the separate metrics listener (`--metrics-bind`) serves: `GET /metrics`
+/// with no credential, and nothing else (404 for any other path). The server builds that
+/// app as `App::new().app_data(state).configure(metrics_only)`.
+pub fn metrics_only(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource::<Native>("", metrics::METRICS_PATH).route(web::get().to(metrics::open_metrics)))
+        .default_service(web::to(unknown_route));
+}
+
+/// The route template a request matched, as a metrics label: its entry in [`ROUTES`] for
+/// `pattern` (what actix's `match_pattern` gives), or `unmatched`. Never the request's path.
+pub fn route_template(pattern: Option<&str>) -> &'static str {
+    pattern.and_then(|p| ROUTES.iter().find(|r| r.path == p)).map_or("unmatched", |r| r.path)
 }
 
 /// One route: its path (actix and OpenAPI write `{param}` alike) and the methods it answers.
@@ -88,6 +104,8 @@ const ANY: &[Method] =
 /// document lists exactly these.
 pub const ROUTES: &[Route] = &[
     Route { path: "/healthz", methods: &[Method::GET] },
+    Route { path: "/readyz", methods: &[Method::GET] },
+    Route { path: "/metrics", methods: &[Method::GET] },
     Route { path: "/openapi.json", methods: &[Method::GET] },
     Route { path: "/auth", methods: ANY },
     Route { path: "/api/v1/applications", methods: &[Method::GET, Method::POST] },
@@ -110,6 +128,8 @@ pub const ROUTES: &[Route] = &[
 /// Registers every route.
 fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource::<Native>("", "/healthz").route(web::get().to(healthz)))
+        .service(resource::<Native>("", "/readyz").route(web::get().to(readyz::readyz)))
+        .service(resource::<Native>("", metrics::METRICS_PATH).route(web::get().to(metrics::metrics)))
         .service(resource::<Native>("", "/openapi.json").route(web::get().to(openapi::serve)))
         .service(
             resource::<Native>("", "/auth")

@@ -34,6 +34,8 @@ use crate::http::extract::USER_API_KEY;
     ),
     paths(
         super::healthz,
+        super::readyz::readyz,
+        super::metrics::metrics,
         serve,
         super::edge::forward_auth,
         super::applications::list_applications,
@@ -66,7 +68,7 @@ use crate::http::extract::USER_API_KEY;
         (name = "applications", description = "`/api/v1/applications…`: tenants and their keys"),
         (name = "clients", description = "`/api/clients…`: `{status, message, data}` envelope"),
         (name = "shard", description = "`/api-key`: the shard-node family"),
-        (name = "health", description = "Liveness and this document"),
+        (name = "health", description = "Liveness, readiness, metrics and this document"),
     )
 )]
 pub struct ApiDoc;

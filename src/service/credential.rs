@@ -180,6 +180,7 @@ fn settle(state: &AppState, mut checked: Checked, client: &impl Fn() -> Option<I
     }
     if checked.code.is_failure() {
         if let Some(retry_after) = client().and_then(|ip| state.limiter.record_failure(ip).err()) {
+            state.metrics.denial();
             checked = Checked { retry_after: Some(retry_after), ..Checked::new(Code::RateLimited, None, checked.at) };
         }
     }

@@ -275,6 +275,12 @@ impl KeyIndex {
         self.read().complete
     }
 
+    /// The last audit row (change) the index has applied: the database's newest minus this is
+    /// how far the index lags behind the change feed.
+    pub fn applied_change(&self) -> i64 {
+        self.read().cursor
+    }
+
     /// How many look-ups have asked SQLite so far (misses of an incomplete map).
     pub fn database_lookups(&self) -> u64 {
         self.database_lookups.load(Ordering::Relaxed)

@@ -14,7 +14,9 @@ pub mod index;
 pub mod lifecycle;
 pub mod limiter;
 pub mod manage;
+pub mod metrics;
 pub mod quota;
+pub mod readiness;
 pub mod scope;
 pub mod sessions;
 pub mod usage;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub key_prefix: KeyPrefix,
     /// The one-way clock's high-water mark in this database.
     pub clock: clock::ClockMark,
+    /// What `/metrics` reports.
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -60,7 +64,9 @@ impl AppState {
         let clock = clock::ClockMark::open(&db, crate::domain::clock::global()).await?;
         let index = index::KeyIndex::open(&db)?;
         let sessions = sessions::Sessions::load(&db, config.jwt_ttl).await?;
+        let metrics = metrics::Metrics::new(&db);
         Ok(AppState {
+            metrics,
             db,
             usage: usage::Usage::default(),
             index,

@@ -45,6 +45,9 @@ struct Inner {
     /// When `recent` began, on the monotonic clock (`None` before the first take), so that
     /// no wall-clock step holds a window open or closes it early.
     window_start: Option<Instant>,
+    /// When the oldest value in `pending` was recorded (`None` while nothing is pending): how
+    /// far the database's `last_used_at` lags behind, for the metrics.
+    oldest_pending: Option<Instant>,
 }
 
 impl Usage {
@@ -63,8 +66,16 @@ impl Usage {
         if queued_within_window(&inner.recent) || queued_within_window(&inner.previous) {
             return;
         }
+        if inner.pending.is_empty() {
+            inner.oldest_pending = Some(Instant::now());
+        }
         inner.pending.insert(key, at);
         inner.recent.insert(key, at);
+    }
+
+    /// How long the oldest unwritten value has waited (`None` when nothing is pending).
+    pub fn oldest_pending_age(&self) -> Option<Duration> {
+        self.lock().oldest_pending.map(|since| since.elapsed())
     }
 
     /// How many keys have an unwritten value.
@@ -81,6 +92,7 @@ impl Usage {
         let mut inner = self.lock();
         let size = inner.pending.len();
         let batch = std::mem::replace(&mut inner.pending, HashMap::with_capacity(size));
+        inner.oldest_pending = None;
         let mut expired = HashMap::new();
         let window = Duration::from_millis(USAGE_RESOLUTION_MS.unsigned_abs());
         if inner.window_start.is_none_or(|start| now.saturating_duration_since(start) >= window) {

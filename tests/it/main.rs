@@ -18,13 +18,17 @@
 //!   `slow_clients` (connections held to the request deadline, the watchdog, the per-address
 //!   cap and the pipelining bound), `gateway_nginx` and `gateway_caddy` (a real nginx or Caddy
 //!   in front) and `contract_examples` (the client code in the contract documents in
-//!   ../shared/seeds).
+//!   ../shared/seeds);
+//! - operating it: `metrics` (`/metrics` and `/readyz`; promtool and a real Prometheus),
+//!   `backup` (backup under load, restore, check), `service` (the systemd unit, SIGTERM,
+//!   JSON logs, completions and the manual, progress lines).
 
 mod support;
 
 mod applications;
 mod audit;
 mod authz_matrix;
+mod backup;
 mod cli;
 mod clients;
 mod clock;
@@ -36,12 +40,14 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod limits_table;
+mod metrics;
 mod native;
 mod openapi;
 mod overload;
 mod process;
 mod properties;
 mod review_holes;
+mod service;
 mod sessions;
 mod shard;
 mod slow_clients;

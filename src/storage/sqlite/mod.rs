@@ -13,6 +13,7 @@
 mod application_table;
 mod audit_table;
 mod key_table;
+pub mod maintenance;
 mod settings_table;
 mod writer;
 
@@ -219,6 +220,17 @@ impl Db {
     /// a test of overload waits on instead of timing.
     pub fn pending_writes(&self) -> usize {
         self.writer.pending()
+    }
+
+    /// Runs an empty write transaction through the writer (its BEGIN IMMEDIATE takes SQLite's
+    /// write lock, its COMMIT returns): `Ok` when the database takes writes now.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        self.writer.submit(|_conn: &Connection| Ok::<(), StoreError>(())).await
+    }
+
+    /// How long the writer's group commits take, in seconds: a histogram the metrics register.
+    pub fn commit_latency(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.writer.commit_latency()
     }
 }
 

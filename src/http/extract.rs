@@ -112,9 +112,15 @@ type Checking<T, F> = Pin<Box<dyn Future<Output = Result<T, Failure<F>>>>>;
 
 /// Checks the request's credential (any usable key or session).
 async fn authenticated(req: HttpRequest) -> Result<Actor, ApiError> {
-    let req = &req;
-    let state = app_state(req)?;
     let text = credential(req.headers()).ok().flatten();
+    authenticated_by(&req, text).await
+}
+
+/// Checks `text` (a key or a session JWT; `None`: nothing usable presented) as the credential
+/// of `req`: the check every management call makes, also used by the admin page for the
+/// session token its cookie holds.
+pub async fn authenticated_by(req: &HttpRequest, text: Option<&str>) -> Result<Actor, ApiError> {
+    let state = app_state(req)?;
     let ask = Ask { credential: text, accept: Accept::KeyOrSession, need: &Need::Usable, origin: Origin::Client };
     let checked = authenticate(state, ask, || client_address(state, req)).await?;
     match (checked.code, checked.key, checked.retry_after) {

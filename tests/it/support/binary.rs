@@ -116,7 +116,23 @@ pub fn http_full(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> (u16, Vec<(String, String)>, String) {
+    http_within(addr, (method, path), headers, body, READ_LIMIT)
+}
+
+/// How long [`http`] waits for each read.
+const READ_LIMIT: Duration = Duration::from_secs(10);
+
+/// [`http_full`], waiting up to `read_limit` for each read (a WebDriver command that starts a
+/// browser or runs a page's script may take longer than a server's answer).
+pub fn http_within(
+    addr: SocketAddr,
+    (method, path): (&str, &str),
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    read_limit: Duration,
+) -> (u16, Vec<(String, String)>, String) {
     let mut stream = connect(addr);
+    stream.set_read_timeout(Some(read_limit)).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));

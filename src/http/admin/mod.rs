@@ -44,11 +44,13 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// Registers the admin page's routes under [`ADMIN`], with its security headers on every
 /// answer (its own 404 included).
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Referrer-Policy is same-origin, not no-referrer: under no-referrer a browser sends
+    // `Origin: null` with the page's own forms, which the Origin check must refuse.
     let headers = actix_middleware::DefaultHeaders::new()
         .add((header::CONTENT_SECURITY_POLICY, CSP))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
-        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::REFERRER_POLICY, "same-origin"))
         .add(("cross-origin-opener-policy", "same-origin"))
         .add(("cross-origin-resource-policy", "same-origin"));
     cfg.service(

@@ -243,6 +243,23 @@ async fn revoking_or_disabling_the_logged_in_key_ends_its_page_session_on_the_ne
 }
 
 #[actix_web::test]
+async fn a_deleted_or_expired_logged_in_key_ends_its_page_session_on_the_next_request() {
+    let app = TestApp::new().await;
+    let in_an_hour = apikeyd::domain::timestamp::Timestamp::now().plus_millis(3_600_000);
+    let (expiring, expiring_key) = app.insert_key(Grants::root(), Some(in_an_hour));
+    let (_, deleted_key) = app.insert_key(Grants::root(), None);
+    let one = log_in(&app, &expiring_key).await;
+    let two = log_in(&app, &deleted_key).await;
+    app.delete_direct(&deleted_key).await;
+    // The key's expiry moves into the past, as time passing would make it.
+    let past = apikeyd::domain::timestamp::Timestamp::now().plus_millis(-1_000).millis();
+    app.conn().execute("UPDATE api_keys SET expires_at = ?1 WHERE id = ?2", (past, expiring.0)).unwrap();
+    for s in [&one, &two] {
+        assert!(is_login_redirect(&page(&app, &s.token, "/admin").await));
+    }
+}
+
+#[actix_web::test]
 async fn an_applications_manager_sees_and_changes_only_that_applications_keys() {
     let app = TestApp::new().await;
     let t = app.two_applications();

@@ -64,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .into()
             }))
             .route("", web::get().to(pages::overview))
+            .route("/", web::get().to(pages::overview))
             .route("/login", web::get().to(pages::login_form))
             .route("/login", web::post().to(pages::log_in))
             .route("/logout", web::post().to(pages::log_out))

@@ -172,15 +172,17 @@ fn when(at: Option<Timestamp>, none: &str) -> Markup {
 
 /// The overview: counts, each linking to the keys it counts, and the verification chart.
 pub fn overview(chrome: &Chrome<'_>, counts: &KeyCounts, hour: &[(Timestamp, u64)]) -> Markup {
-    let cards: [(&str, u64, &str); 8] = [
-        ("Active", counts.active, "/admin/keys?status=active"),
-        ("Revoked", counts.revoked, "/admin/keys?status=revoked"),
-        ("Deleted", counts.deleted, "/admin/keys?status=deleted"),
-        ("Disabled", counts.disabled, "/admin/keys?status=active"),
-        ("Expired", counts.expired, "/admin/keys?status=active"),
-        ("Expiring within 7 days", counts.expiring, "/admin/keys?status=active&expiring_within=7d"),
-        ("Unused for 90 days", counts.unused, "/admin/keys?status=active&unused_for=90d"),
-        ("Verifications, last hour", hour.iter().map(|(_, n)| n).sum(), "#chart"),
+    // Each count links to the listing that selects the same keys; the key list has no filter
+    // for disabled or expired keys, so those two counts link nowhere.
+    let cards: [(&str, u64, Option<&str>); 8] = [
+        ("Active", counts.active, Some("/admin/keys?status=active")),
+        ("Revoked", counts.revoked, Some("/admin/keys?status=revoked")),
+        ("Deleted", counts.deleted, Some("/admin/keys?status=deleted")),
+        ("Disabled", counts.disabled, None),
+        ("Expired", counts.expired, None),
+        ("Expiring within 7 days", counts.expiring, Some("/admin/keys?status=active&expiring_within=7d")),
+        ("Unused for 90 days", counts.unused, Some("/admin/keys?status=active&unused_for=90d")),
+        ("Verifications, last hour", hour.iter().map(|(_, n)| n).sum(), None),
     ];
     layout(
         chrome,
@@ -188,7 +190,12 @@ pub fn overview(chrome: &Chrome<'_>, counts: &KeyCounts, hour: &[(Timestamp, u64
             h2 #counts { "Keys" }
             ul.cards aria-labelledby="counts" {
                 @for (label, n, href) in cards {
-                    li { a href=(href) { span.n { (n) } (label) } }
+                    li {
+                        @match href {
+                            Some(href) => a href=(href) { span.n { (n) } (label) },
+                            None => { span.n { (n) } (label) },
+                        }
+                    }
                 }
             }
             h2 { "Verifications per minute, last hour" }

@@ -173,11 +173,13 @@ pub fn refuse_plaintext_exposure(bind: &str, encrypted: bool) -> Result<(), Box<
 }
 
 /// Writes pending `last_used_at` values, and the clock's high-water mark, every
-/// [`USAGE_FLUSH_INTERVAL`].
+/// [`USAGE_FLUSH_INTERVAL`]; makes the verification chart's next minutes ready.
 async fn flush_usage_periodically(state: web::Data<AppState>) {
     let mut tick = actix_web::rt::time::interval(USAGE_FLUSH_INTERVAL);
     loop {
         tick.tick().await;
+        // Zeroes the chart's next minutes before their first verification.
+        state.verify_rate.prepare(Timestamp::now());
         if let Err(e) = state.usage.flush(&state.db).await {
             log::warn!("last_used_at flush failed, will retry with newer values: {e}");
         }

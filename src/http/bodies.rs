@@ -19,10 +19,10 @@ use crate::domain::grants::GrantBody;
 use crate::domain::limits::{Credits, RateLimit};
 use crate::domain::model::{Action, KeyId, KeyRecord, Meta, Status};
 use crate::domain::new_key::{NewKey, Owner, Title};
-use crate::domain::timestamp::Timestamp;
+use crate::domain::timestamp::{parse_duration, Timestamp};
 use crate::error::ApiError;
 use crate::http::request_id::current_request_id;
-use crate::service::manage::PageRequest;
+use crate::service::manage::{KeyQuery, PageRequest};
 use crate::storage::AuditEvent;
 
 /// A key's metadata, as every list and get shows it.
@@ -346,6 +346,47 @@ impl PageQuery {
             .map(|c| KeyId::parse(c).map(|id| id.0).ok_or_else(|| ApiError::invalid("cursor", "Invalid cursor")))
             .transpose()?;
         Ok(PageRequest { limit, cursor })
+    }
+}
+
+/// A key listing's filters as a query string gives them (the native family's `GET
+/// /api/v1/keys` and the admin page's key list): parsed here once for both.
+#[derive(Debug, Default)]
+pub struct KeyFilters {
+    /// `active`, `revoked` or `deleted`.
+    pub status: Option<String>,
+    /// A duration (`7d`, `12h`, ...).
+    pub expiring_within: Option<String>,
+    /// A duration.
+    pub unused_for: Option<String>,
+    /// An exact owner.
+    pub owner: Option<String>,
+    /// Text in the title (any case) or display prefix; empty means none.
+    pub q: Option<String>,
+}
+
+impl KeyFilters {
+    /// The listing these filters ask for (400 naming the bad field otherwise).
+    pub fn parse(self) -> Result<KeyQuery, ApiError> {
+        let status = self
+            .status
+            .as_deref()
+            .map(|s| {
+                Status::parse(s).ok_or_else(|| ApiError::invalid("status", "status must be active, revoked or deleted"))
+            })
+            .transpose()?;
+        let duration = |field: &'static str, text: Option<String>| {
+            text.map(|t| parse_duration(&t).map_err(|e| ApiError::invalid(field, format!("Invalid {field}: {e}"))))
+                .transpose()
+        };
+        Ok(KeyQuery {
+            application: None,
+            status,
+            owner: self.owner,
+            text: self.q.filter(|t| !t.is_empty()),
+            expiring_within_ms: duration("expiring_within", self.expiring_within)?,
+            unused_for_ms: duration("unused_for", self.unused_for)?,
+        })
     }
 }
 

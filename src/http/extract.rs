@@ -118,8 +118,20 @@ async fn authenticated(req: HttpRequest) -> Result<Actor, ApiError> {
 /// Checks the request's credential for `need`: a usable key or session, one of whose grants
 /// covers `need` (403 [`Denied::NoGrant`] when none does).
 pub async fn authorized(req: &HttpRequest, need: &Need) -> Result<Actor, ApiError> {
-    let state = app_state(req)?;
     let text = credential(req.headers()).ok().flatten();
+    checked(req, text, need).await
+}
+
+/// Checks `text` (a key or a session JWT; `None`: nothing usable presented) as the credential
+/// of `req`: the check every management call makes, also used by the admin page for the
+/// session token its cookie holds.
+pub async fn authenticated_by(req: &HttpRequest, text: Option<&str>) -> Result<Actor, ApiError> {
+    checked(req, text, &Need::Usable).await
+}
+
+/// The one credential check behind every extractor: `text` for `need`, through the core.
+async fn checked(req: &HttpRequest, text: Option<&str>, need: &Need) -> Result<Actor, ApiError> {
+    let state = app_state(req)?;
     let ask = Ask { credential: text, accept: Accept::KeyOrSession, need, origin: Origin::Client };
     let checked = authenticate(state, ask, || client_address(state, req)).await?;
     match (checked.code, checked.key, checked.retry_after) {

@@ -4,10 +4,12 @@
 //! (`service`). `envelope` renders errors per family, `extract` turns credentials into
 //! callers, `middleware` gives every request an id, header limits and an access-log line;
 //! `connection` serves connections and holds each to its limits (request deadline,
-//! pipelining, watchdog, connections per client address). The extractor configs below make
+//! pipelining, watchdog, connections per client address); `admin` is the admin page at
+//! `/admin` (HTML, not an API family). The extractor configs below make
 //! JSON, query and payload failures, unknown routes and wrong methods go through the same
 //! envelopes.
 
+pub mod admin;
 mod applications;
 mod audit;
 pub mod bodies;
@@ -209,6 +211,8 @@ fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(shard::create_key))
                 .route(web::delete().to(shard::delete_key_by_value)),
         )
+        // The admin page's HTML routes: not an API, so not in ROUTES or the OpenAPI document.
+        .configure(admin::configure)
         .default_service(web::to(unknown_route));
 }
 

@@ -7,7 +7,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::bodies::{
-    native_ok, no_store, parse_meta, parse_owner, present, KeyView, LimitsView, LoginBody, NativeOk, PageQuery, Session,
+    native_ok, no_store, parse_meta, parse_owner, present, KeyFilters, KeyView, LimitsView, LoginBody, NativeOk,
+    PageQuery, Session,
 };
 use super::envelope::schema::NativeError;
 use super::envelope::{Failure, Native};
@@ -18,12 +19,11 @@ use crate::domain::grants::Grants;
 use crate::domain::limits::{parse_allowlist, Credits, LimitSettings, RateLimit};
 use crate::domain::model::{KeyId, Status};
 use crate::domain::new_key::{NewKey, Title};
-use crate::domain::timestamp::{parse_duration, Timestamp};
+use crate::domain::timestamp::Timestamp;
 use crate::domain::whole::optional_whole;
 use crate::error::ApiError;
 use crate::service::credential;
 use crate::service::lifecycle::KeyUpdate;
-use crate::service::manage::KeyQuery;
 use crate::service::scope::KeyRef;
 use crate::service::AppState;
 
@@ -191,24 +191,7 @@ pub async fn list_keys(
 ) -> Reply {
     let ListQuery { limit, cursor, status, expiring_within, unused_for, owner, q } = query.into_inner();
     let page = PageQuery { limit, cursor }.parse()?;
-    let status = status
-        .as_deref()
-        .map(|s| {
-            Status::parse(s).ok_or_else(|| ApiError::invalid("status", "status must be active, revoked or deleted"))
-        })
-        .transpose()?;
-    let duration = |field: &'static str, text: Option<String>| {
-        text.map(|t| parse_duration(&t).map_err(|e| ApiError::invalid(field, format!("Invalid {field}: {e}"))))
-            .transpose()
-    };
-    let query = KeyQuery {
-        application: None,
-        status,
-        owner,
-        text: q.filter(|t| !t.is_empty()),
-        expiring_within_ms: duration("expiring_within", expiring_within)?,
-        unused_for_ms: duration("unused_for", unused_for)?,
-    };
+    let query = KeyFilters { status, expiring_within, unused_for, owner, q }.parse()?;
     let page = state.manage(&manager).list_keys(query, page).await?;
     let now = state.now_showing(page.keys.iter().map(|k| k.expires_at)).await;
     let keys: Vec<KeyView> = page.keys.iter().map(|k| KeyView::new(k, now)).collect();

@@ -1,7 +1,9 @@
 //! The core every family shares: who may act (`authority`), checking a credential
 //! (`credential`, `verdict`), managing keys through a caller's scope (`manage`, `scope`),
 //! and the state behind them: the in-memory key index, pending `last_used_at` values, the
-//! failed-authentication budget, session tokens and the clock's high-water mark (`clock`).
+//! failed-authentication budget, session tokens and the clock's high-water mark (`clock`);
+//! for the admin page, its logged-in sessions (`page_sessions`), key counts (`overview`) and
+//! verifications per minute (`throughput`).
 //! Nothing here knows HTTP; nothing here names an engine: storage is reached through
 //! `storage::Db` and the `Store` traits.
 
@@ -15,10 +17,13 @@ pub mod lifecycle;
 pub mod limiter;
 pub mod manage;
 pub mod metrics;
+pub mod overview;
+pub mod page_sessions;
 pub mod quota;
 pub mod readiness;
 pub mod scope;
 pub mod sessions;
+pub mod throughput;
 pub mod usage;
 pub mod verdict;
 
@@ -52,6 +57,10 @@ pub struct AppState {
     pub clock: clock::ClockMark,
     /// What `/metrics` reports.
     pub metrics: metrics::Metrics,
+    /// The admin page's logged-in sessions.
+    pub page_sessions: page_sessions::PageSessions,
+    /// Verifications per minute over the last hour.
+    pub verify_rate: throughput::VerifyRate,
 }
 
 impl AppState {
@@ -77,6 +86,8 @@ impl AppState {
             forward_auth_headers: config.forward_auth_headers,
             key_prefix,
             clock,
+            page_sessions: page_sessions::PageSessions::default(),
+            verify_rate: throughput::VerifyRate::new(Timestamp::now()),
         })
     }
 

@@ -9,7 +9,7 @@ use crate::domain::key_format::KeyHash;
 use crate::domain::model::{Application, KeyId, KeyRecord, Scope, Status};
 use crate::domain::timestamp::Timestamp;
 use crate::error::{ApiError, Missing};
-use crate::storage::{KeyFilter, Store, StoreError};
+use crate::storage::{CountAt, KeyCounts, KeyFilter, Store, StoreError};
 
 /// Which keys a listing returns, beyond the caller's scope.
 #[derive(Clone, Debug, Default)]
@@ -107,6 +107,17 @@ impl<'a> Scoped<'a> {
             limit,
         };
         Ok(self.store.list_keys(&filter)?)
+    }
+
+    /// How many keys in scope stand where at `now`: expiring means in `(now, soon]`, unused
+    /// means not used since `unused_since`.
+    pub fn key_counts(
+        &self,
+        now: Timestamp,
+        soon: Timestamp,
+        unused_since: Timestamp,
+    ) -> Result<KeyCounts, StoreError> {
+        self.store.count_keys(&CountAt { application: self.scope.application(), now, soon, unused_since })
     }
 
     /// The application with this UUID, if it is in scope (404 otherwise).

@@ -155,6 +155,39 @@ pub struct KeyFilter {
     pub limit: u32,
 }
 
+/// Which keys [`KeyStore::count_keys`] counts, and the instants its counts are taken at.
+#[derive(Clone, Copy, Debug)]
+pub struct CountAt {
+    /// Only this application's keys; every key when `None`.
+    pub application: Option<AppId>,
+    /// Now: expiry is judged at this instant.
+    pub now: Timestamp,
+    /// "Expiring soon" means expiring in `(now, soon]`.
+    pub soon: Timestamp,
+    /// "Unused" means not used (never used: not created) since this instant.
+    pub unused_since: Timestamp,
+}
+
+/// How many keys stand where. Expiring and unused count active keys only, as the listing
+/// filters `status=active&expiring_within=…` and `status=active&unused_for=…` select them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyCounts {
+    /// Status active (whether or not disabled or expired).
+    pub active: u64,
+    /// Status revoked.
+    pub revoked: u64,
+    /// Status deleted.
+    pub deleted: u64,
+    /// Active but disabled.
+    pub disabled: u64,
+    /// Active and past its expiry.
+    pub expired: u64,
+    /// Active and expiring in `(now, soon]`.
+    pub expiring: u64,
+    /// Active and unused since `unused_since`.
+    pub unused: u64,
+}
+
 /// What one audit row records, besides who and when (`AuditContext`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -234,6 +267,8 @@ pub trait KeyStore {
     fn find_key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError>;
     /// The keys `filter` selects, newest first.
     fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError>;
+    /// How many keys (of one application, or all) stand where, as [`CountAt`] says.
+    fn count_keys(&self, at: &CountAt) -> Result<KeyCounts, StoreError>;
     /// Marks an active key revoked. False when the key was not active.
     fn mark_revoked(&self, id: KeyId, at: Timestamp) -> Result<bool, StoreError>;
     /// Marks a key deleted (from active or revoked). False when it was already deleted.

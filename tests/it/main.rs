@@ -5,6 +5,8 @@
 //! `support` holds what every module shares: `TestApp` (a fresh database, the app `main`
 //! serves, as an in-process test service, with typed helpers), the envelope assertions, the
 //! real-binary driver and the skip-or-require rule. Each other module is one subject:
+//! - the admin page: `admin` (in-process: cookies, CSP, CSRF, logout, scope, sessions ending)
+//!   and `admin_browser` (headless Chromium over WebDriver, axe-core, keyboard, screenshots);
 //! - the families, in-process: `native`, `applications`, `clients`, `shard`, and `sessions`
 //!   (session tokens, partly through the real binary);
 //! - across families: `verify` (verify API, forward-auth, the key index, usage), `audit`,
@@ -25,6 +27,8 @@
 
 mod support;
 
+mod admin;
+mod admin_browser;
 mod applications;
 mod audit;
 mod authz_matrix;

@@ -14,7 +14,9 @@ use crate::domain::limits::{
 };
 use crate::domain::model::{AppId, Extras, KeyAuth, KeyId, KeyRecord, Meta, Status};
 use crate::domain::timestamp::Timestamp;
-use crate::storage::{CreditTake, Interned, KeyChanges, KeyFilter, KeyStore, NewKeyRow, StoreError};
+use crate::storage::{
+    CountAt, CreditTake, Interned, KeyChanges, KeyCounts, KeyFilter, KeyStore, NewKeyRow, StoreError,
+};
 
 const COLUMNS: &str = "id, uuid, title, prefix, grants, status, created_at, revoked_at, deleted_at, \
                        expires_at, (SELECT u.last_used_at FROM key_usage u WHERE u.key_id = api_keys.id), \
@@ -122,6 +124,37 @@ impl KeyStore for Connection {
             from_row,
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One pass over the keys in scope; the unused test reads `key_usage` as `list_keys` does.
+    fn count_keys(&self, at: &CountAt) -> Result<KeyCounts, StoreError> {
+        let mut stmt = self.prepare_cached(
+            "SELECT coalesce(sum(status = 'active'), 0), coalesce(sum(status = 'revoked'), 0), \
+                    coalesce(sum(status = 'deleted'), 0), coalesce(sum(status = 'active' AND enabled = 0), 0), \
+                    coalesce(sum(status = 'active' AND expires_at <= :now), 0), \
+                    coalesce(sum(status = 'active' AND expires_at > :now AND expires_at <= :soon), 0), \
+                    coalesce(sum(status = 'active' AND coalesce((SELECT u.last_used_at FROM key_usage u \
+                                  WHERE u.key_id = api_keys.id), created_at) < :unused_since), 0) \
+             FROM api_keys WHERE (:app IS NULL OR application_id = :app)",
+        )?;
+        let params = named_params! {
+            ":app": at.application.map(|a| a.0),
+            ":now": at.now.millis(),
+            ":soon": at.soon.millis(),
+            ":unused_since": at.unused_since.millis(),
+        };
+        let count = |r: &Row<'_>, i: usize| r.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
+        Ok(stmt.query_row(params, |r| {
+            Ok(KeyCounts {
+                active: count(r, 0)?,
+                revoked: count(r, 1)?,
+                deleted: count(r, 2)?,
+                disabled: count(r, 3)?,
+                expired: count(r, 4)?,
+                expiring: count(r, 5)?,
+                unused: count(r, 6)?,
+            })
+        })?)
     }
 
     /// One statement whatever changes: each field is set only when its flag says so.

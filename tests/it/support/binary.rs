@@ -116,7 +116,23 @@ pub fn http_full(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> (u16, Vec<(String, String)>, String) {
+    http_within(addr, (method, path), headers, body, READ_LIMIT)
+}
+
+/// How long [`http`] waits for each read.
+const READ_LIMIT: Duration = Duration::from_secs(10);
+
+/// [`http_full`], waiting up to `read_limit` for each read (a WebDriver command that starts a
+/// browser or runs a page's script may take longer than a server's answer).
+pub fn http_within(
+    addr: SocketAddr,
+    (method, path): (&str, &str),
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    read_limit: Duration,
+) -> (u16, Vec<(String, String)>, String) {
     let mut stream = connect(addr);
+    stream.set_read_timeout(Some(read_limit)).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -129,12 +145,32 @@ pub fn http_full(
         req.push_str(b);
     }
     stream.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
+    let raw = read_response(&mut stream);
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let (status, headers) = parse_head(head);
     (status, headers, body.to_owned())
+}
+
+/// One response's bytes: up to the end of its `Content-Length` body (a peer such as
+/// chromedriver may keep the connection open despite `Connection: close`), else to the end of
+/// the stream.
+fn read_response(stream: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut chunk).unwrap();
+        if n == 0 {
+            return raw;
+        }
+        raw.extend_from_slice(&chunk[..n]);
+        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let (_, headers) = parse_head(&String::from_utf8_lossy(&raw[..end]));
+        let length = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse::<usize>().ok());
+        if length.is_some_and(|len| raw.len() >= end + 4 + len) {
+            return raw;
+        }
+    }
 }
 
 /// A connection to `addr`, with the bounded timeouts every helper here uses (5 s to connect,

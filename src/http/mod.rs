@@ -16,6 +16,7 @@ pub mod connection;
 mod edge;
 pub mod envelope;
 pub mod extract;
+pub mod fleet;
 pub mod middleware;
 mod native;
 pub mod openapi;
@@ -46,7 +47,13 @@ pub fn app(
         InitError = (),
     >,
 > {
-    App::new().app_data(state).wrap(actix_middleware::from_fn(middleware::request_context)).configure(configure)
+    // Fleet mode only: a single node's requests never pass the fleet middleware.
+    let in_fleet = state.db.fleet().is_some();
+    App::new()
+        .app_data(state)
+        .wrap(actix_middleware::Condition::new(in_fleet, actix_middleware::from_fn(fleet::revisions)))
+        .wrap(actix_middleware::from_fn(middleware::request_context))
+        .configure(configure)
 }
 
 /// One route: its path (actix and OpenAPI write `{param}` alike) and the methods it answers.
@@ -88,6 +95,7 @@ const ANY: &[Method] =
 /// document lists exactly these.
 pub const ROUTES: &[Route] = &[
     Route { path: "/healthz", methods: &[Method::GET] },
+    Route { path: "/readyz", methods: &[Method::GET] },
     Route { path: "/openapi.json", methods: &[Method::GET] },
     Route { path: "/auth", methods: ANY },
     Route { path: "/api/v1/applications", methods: &[Method::GET, Method::POST] },
@@ -110,6 +118,7 @@ pub const ROUTES: &[Route] = &[
 /// Registers every route.
 fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource::<Native>("", "/healthz").route(web::get().to(healthz)))
+        .service(resource::<Native>("", "/readyz").route(web::get().to(fleet::readyz)))
         .service(resource::<Native>("", "/openapi.json").route(web::get().to(openapi::serve)))
         .service(
             resource::<Native>("", "/auth")

@@ -34,6 +34,7 @@ use crate::http::extract::USER_API_KEY;
     ),
     paths(
         super::healthz,
+        super::fleet::readyz,
         serve,
         super::edge::forward_auth,
         super::applications::list_applications,

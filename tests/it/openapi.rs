@@ -117,6 +117,7 @@ async fn the_document_is_openapi_3_with_both_security_schemes_and_open_calls_mar
         ("post", "/api/clients/login"),
         ("post", "/api/v1/auth/token"),
         ("get", "/healthz"),
+        ("get", "/readyz"),
         ("get", "/openapi.json"),
     ];
     for (path, item) in doc["paths"].as_object().unwrap() {

@@ -14,7 +14,7 @@ mod application_table;
 mod audit_table;
 mod key_table;
 mod settings_table;
-mod writer;
+pub(crate) mod writer;
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -119,11 +119,27 @@ pub struct Db {
     writer: Writer,
     path: PathBuf,
     shm: Option<std::sync::Arc<File>>,
+    /// Fleet mode: the replica's place in the fleet (`None`: single-node).
+    fleet: Option<std::sync::Arc<crate::storage::postgres::FleetStatus>>,
 }
 
 impl Db {
     /// Creates the file (mode 0600) if needed, migrates, and starts the writer thread.
     pub fn open(path: &Path) -> Result<Db, StoreError> {
+        Db::open_with(path, None)
+    }
+
+    /// Fleet mode: opens the file at `path` as a replica of the fleet whose PostgreSQL
+    /// `fleet` names. Writes go through PostgreSQL (`storage::postgres::replica`); the writer
+    /// thread applies the fleet's changes between them, and a listener thread wakes it at each
+    /// NOTIFY. Returns at once: PostgreSQL is reached in the background (wait with
+    /// [`crate::storage::postgres::FleetStatus::wait_first_sync`]).
+    pub fn open_fleet(path: &Path, fleet: crate::storage::postgres::FleetConfig) -> Result<Db, StoreError> {
+        Db::open_with(path, Some(fleet))
+    }
+
+    fn open_with(path: &Path, fleet: Option<crate::storage::postgres::FleetConfig>) -> Result<Db, StoreError> {
+        use crate::storage::postgres::{listener, replica, FleetStatus, Link, Target};
         let conn = open_connection(path)?;
         let pool = r2d2::Pool::builder().max_size(READ_POOL_SIZE).build(manager(path))?;
         // The hot pool serves reads made inline on the async workers. Each worker holds at most
@@ -143,7 +159,26 @@ impl Db {
         // 100,000 keys, the default 2 MB cache spent most of the writer's time re-copying pages.
         // Memory is used only as far as a transaction dirties it.
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
-        let writer = Writer::start(conn)?;
+        let (writer, status) = match fleet {
+            None => (Writer::start(conn)?, None),
+            Some(config) => {
+                let target = Target::parse(&config.url)?;
+                let applied = replica::local_position(&conn)?.map_or(0, |(_, r)| r);
+                let listen = config.listen;
+                let status = std::sync::Arc::new(FleetStatus::new(config, applied));
+                let mut engine = replica::FleetCommit::new(&conn, Link::new(target.clone())?, status.clone())?;
+                if !listen {
+                    engine = engine.without_notify();
+                }
+                let writer = Writer::start_with(conn, engine)?;
+                if listen {
+                    listener::start(target, writer.waker())?;
+                }
+                // The first sync starts now, not one poll interval from now.
+                writer.waker().wake();
+                (writer, Some(status))
+            }
+        };
         // The writer's connection stays open for the server's whole life, so the `-shm` file
         // it created stays in place: SQLite removes it only when the last connection closes.
         let mut shm_path = PathBuf::from(path);
@@ -155,7 +190,12 @@ impl Db {
                 None
             }
         };
-        Ok(Db { pool, hot, writer, path: path.to_owned(), shm })
+        Ok(Db { pool, hot, writer, path: path.to_owned(), shm, fleet: status })
+    }
+
+    /// Fleet mode: the replica's place in the fleet; `None` for a single node.
+    pub fn fleet(&self) -> Option<&crate::storage::postgres::FleetStatus> {
+        self.fleet.as_deref()
     }
 
     /// The WAL-index header at the start of the `-shm` file, or `None` if it cannot be read.
@@ -212,7 +252,17 @@ impl Db {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
     {
-        self.writer.submit(move |conn: &Connection| f(conn)).await
+        match &self.fleet {
+            None => self.writer.submit(move |conn: &Connection| f(conn)).await,
+            // PostgreSQL may hang (black-holed): the caller hears 503 within the budget, and a
+            // job whose caller has gone is never run (`replica`).
+            Some(_) => tokio::time::timeout(
+                crate::config::FLEET_ANSWER_BUDGET,
+                self.writer.submit(move |conn: &Connection| f(conn)),
+            )
+            .await
+            .unwrap_or_else(|_| Err(E::from(StoreError::Unreachable("no answer within the write budget".into())))),
+        }
     }
 
     /// Writes accepted by the writer and not yet answered (queued, or being committed): what

@@ -134,7 +134,7 @@ async fn install_root_key(db: &Db, root_key: Option<&ApiKey>, place: &str) -> Re
 /// node with a local copy serves it at once if PostgreSQL is down (not ready until it syncs);
 /// a node with nothing local has nothing to serve, and waits longer.
 fn open_fleet_node(path: &std::path::Path, fleet: crate::storage::postgres::FleetConfig) -> Result<Db, Box<dyn Error>> {
-    let db = Db::open_fleet(path, fleet)?;
+    let db = crate::storage::postgres::open_fleet(path, fleet)?;
     if let Some(status) = db.fleet() {
         let wait =
             if status.applied() > 0 { crate::config::FLEET_START_WAIT } else { crate::config::FLEET_SNAPSHOT_BUDGET };

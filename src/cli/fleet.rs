@@ -84,7 +84,7 @@ impl Drop for ScratchDir {
 pub fn open_admin_replica(dir: &ScratchDir, url: String) -> Result<Db, Box<dyn Error>> {
     let config =
         FleetConfig { url, stale_after: crate::config::DEFAULT_STALE_AFTER, max_staleness: None, listen: false };
-    let db = Db::open_fleet(&dir.path().join("replica.db"), config)?;
+    let db = crate::storage::postgres::open_fleet(&dir.path().join("replica.db"), config)?;
     if !db.fleet().is_some_and(|f| f.wait_first_sync(ADMIN_CONNECT_WAIT)) {
         return Err("PostgreSQL could not be reached (see --postgres)".into());
     }

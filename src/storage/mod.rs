@@ -4,8 +4,10 @@
 //! transactions reach an engine. SQLite (`sqlite`) is the engine; a second one implements
 //! the same traits behind the same door. The store sees hashes, never plaintext keys.
 
+pub mod fleet;
 pub mod postgres;
 pub mod sqlite;
+pub mod writer;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use tokio_postgres::AsyncMessage;
 
 use super::{Target, CHANNEL};
 use crate::config::{FLEET_CONNECT_TIMEOUT, FLEET_RECONNECT_PAUSE};
-use crate::storage::sqlite::writer::Waker;
+use crate::storage::writer::Waker;
 
 /// Starts the listener thread; it ends when the writer is gone.
 pub(crate) fn start(target: Target, waker: Waker) -> std::io::Result<()> {

@@ -28,7 +28,7 @@ use crate::config::{
     FLEET_LOG_PAGE, FLEET_POLL_INTERVAL, FLEET_SNAPSHOT_BUDGET, FLEET_SYNC_BUDGET, FLEET_WRITE_BUDGET,
 };
 use crate::domain::timestamp::Timestamp;
-use crate::storage::sqlite::writer::{deliver, run_jobs, Commit, Job};
+use crate::storage::writer::{deliver, run_jobs, Commit, Job};
 use crate::storage::StoreError;
 
 /// The replica's own bookkeeping (not replicated): which fleet it copies and how far.

@@ -14,19 +14,20 @@ mod application_table;
 mod audit_table;
 mod key_table;
 mod settings_table;
-pub(crate) mod writer;
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::config::{BUSY_TIMEOUT, HOT_BUSY_TIMEOUT, HOT_CHECKOUT_TIMEOUT, READ_POOL_SIZE, WRITER_CACHE_KIB};
+use crate::storage::fleet::FleetStatus;
+use crate::storage::writer::Writer;
 use crate::storage::{Store, StoreError};
-use writer::Writer;
 
 /// The complete current schema.
 const SCHEMA: &str = include_str!("../../../schema.sql");
@@ -118,28 +119,23 @@ pub struct Db {
     hot: Pool,
     writer: Writer,
     path: PathBuf,
-    shm: Option<std::sync::Arc<File>>,
+    shm: Option<Arc<File>>,
     /// Fleet mode: the replica's place in the fleet (`None`: single-node).
-    fleet: Option<std::sync::Arc<crate::storage::postgres::FleetStatus>>,
+    fleet: Option<Arc<FleetStatus>>,
 }
 
 impl Db {
     /// Creates the file (mode 0600) if needed, migrates, and starts the writer thread.
     pub fn open(path: &Path) -> Result<Db, StoreError> {
-        Db::open_with(path, None)
+        Db::open_with(path, |conn| Ok((Writer::start(conn)?, None)))
     }
 
-    /// Fleet mode: opens the file at `path` as a replica of the fleet whose PostgreSQL
-    /// `fleet` names. Writes go through PostgreSQL (`storage::postgres::replica`); the writer
-    /// thread applies the fleet's changes between them, and a listener thread wakes it at each
-    /// NOTIFY. Returns at once: PostgreSQL is reached in the background (wait with
-    /// [`crate::storage::postgres::FleetStatus::wait_first_sync`]).
-    pub fn open_fleet(path: &Path, fleet: crate::storage::postgres::FleetConfig) -> Result<Db, StoreError> {
-        Db::open_with(path, Some(fleet))
-    }
-
-    fn open_with(path: &Path, fleet: Option<crate::storage::postgres::FleetConfig>) -> Result<Db, StoreError> {
-        use crate::storage::postgres::{listener, replica, FleetStatus, Link, Target};
+    /// [`Db::open`], with the writer (and, in fleet mode, the node's status) made by `start`
+    /// from the writer's connection (`storage::postgres::open_fleet`).
+    pub(crate) fn open_with(
+        path: &Path,
+        start: impl FnOnce(Connection) -> Result<(Writer, Option<Arc<FleetStatus>>), StoreError>,
+    ) -> Result<Db, StoreError> {
         let conn = open_connection(path)?;
         let pool = r2d2::Pool::builder().max_size(READ_POOL_SIZE).build(manager(path))?;
         // The hot pool serves reads made inline on the async workers. Each worker holds at most
@@ -159,32 +155,13 @@ impl Db {
         // 100,000 keys, the default 2 MB cache spent most of the writer's time re-copying pages.
         // Memory is used only as far as a transaction dirties it.
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
-        let (writer, status) = match fleet {
-            None => (Writer::start(conn)?, None),
-            Some(config) => {
-                let target = Target::parse(&config.url)?;
-                let applied = replica::local_position(&conn)?.map_or(0, |(_, r)| r);
-                let listen = config.listen;
-                let status = std::sync::Arc::new(FleetStatus::new(config, applied));
-                let mut engine = replica::FleetCommit::new(&conn, Link::new(target.clone())?, status.clone())?;
-                if !listen {
-                    engine = engine.without_notify();
-                }
-                let writer = Writer::start_with(conn, engine)?;
-                if listen {
-                    listener::start(target, writer.waker())?;
-                }
-                // The first sync starts now, not one poll interval from now.
-                writer.waker().wake();
-                (writer, Some(status))
-            }
-        };
+        let (writer, status) = start(conn)?;
         // The writer's connection stays open for the server's whole life, so the `-shm` file
         // it created stays in place: SQLite removes it only when the last connection closes.
         let mut shm_path = PathBuf::from(path);
         shm_path.as_mut_os_string().push("-shm");
         let shm = match File::open(&shm_path) {
-            Ok(f) => Some(std::sync::Arc::new(f)),
+            Ok(f) => Some(Arc::new(f)),
             Err(e) => {
                 log::warn!("cannot open {}: {e}; every key look-up will read the change feed", shm_path.display());
                 None
@@ -194,7 +171,7 @@ impl Db {
     }
 
     /// Fleet mode: the replica's place in the fleet; `None` for a single node.
-    pub fn fleet(&self) -> Option<&crate::storage::postgres::FleetStatus> {
+    pub fn fleet(&self) -> Option<&FleetStatus> {
         self.fleet.as_deref()
     }
 

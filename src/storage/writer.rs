@@ -8,7 +8,7 @@
 //! process (the CLI) is waited for through busy_timeout.
 //!
 //! How a group becomes durable is a [`Commit`]: SQLite's own COMMIT here ([`SqliteCommit`]),
-//! or, in fleet mode, PostgreSQL's first (`storage::postgres`), which also uses the thread's
+//! or, in fleet mode, PostgreSQL's first (`postgres::replica`), which also uses the thread's
 //! idle time to apply the fleet's changes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

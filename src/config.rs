@@ -24,6 +24,36 @@ pub const LISTEN_BACKLOG: i32 = 1024;
 /// connections anyway (actix's default).
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 
+// ---- Fleet mode (PostgreSQL; docs/FLEET.md) ----
+
+/// How often a fleet node polls PostgreSQL's change log when no NOTIFY woke it: the bound on
+/// what a lost notification costs.
+pub const FLEET_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Time a connection attempt to PostgreSQL may take.
+pub const FLEET_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time sent data may stay unacknowledged before the kernel drops a PostgreSQL connection.
+pub const FLEET_TCP_USER_TIMEOUT: Duration = Duration::from_millis(1500);
+/// After a failed attempt, writes are refused at once (503) for this long before the next.
+pub const FLEET_RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+/// Time the writer thread gives one group of writes in PostgreSQL.
+pub const FLEET_WRITE_BUDGET: Duration = Duration::from_millis(1500);
+/// Time a write's caller waits for its answer before hearing 503 (writes 503 within 2 s).
+pub const FLEET_ANSWER_BUDGET: Duration = Duration::from_millis(1800);
+/// Time one sync of the change log may take.
+pub const FLEET_SYNC_BUDGET: Duration = Duration::from_secs(2);
+/// Time loading a snapshot (or migrating PostgreSQL's schema) may take.
+pub const FLEET_SNAPSHOT_BUDGET: Duration = Duration::from_secs(60);
+/// Changes read from the log per query (and applied per replica transaction).
+pub const FLEET_LOG_PAGE: i64 = 1000;
+/// Default `--stale-after`: a node not synced for this long is not ready (`/readyz` 503).
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(5);
+/// Longest wait for `x-apikeyd-min-revision` before 503.
+pub const MIN_REVISION_WAIT: Duration = Duration::from_secs(1);
+/// How long a starting fleet node waits for its first sync before serving its local state.
+pub const FLEET_START_WAIT: Duration = Duration::from_millis(500);
+/// `Retry-After` of a write refused because PostgreSQL is unreachable, in seconds.
+pub const FLEET_RETRY_AFTER_SECS: u64 = 1;
+
 // ---- Connections ----
 //
 // What one connection, and one client address, may hold. `http::connection` enforces these;

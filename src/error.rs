@@ -61,6 +61,12 @@ pub enum ApiError {
     },
     /// Occurs when the server is overloaded (write queue full) and sheds the request.
     Unavailable,
+    /// Occurs in fleet mode when the shared store (PostgreSQL) cannot be reached for a write,
+    /// or this node is not as fresh as the request requires.
+    StoreUnavailable {
+        /// Seconds until it may retry.
+        retry_after: u64,
+    },
     /// Occurs when a request's body has not arrived within the request deadline.
     RequestTimeout,
     /// Occurs when a connection is one past the cap on connections from its client address.
@@ -180,7 +186,9 @@ impl ApiError {
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable | ApiError::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::TooManyConnections { .. } | ApiError::StoreUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -203,6 +211,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable => "service_unavailable",
+            ApiError::StoreUnavailable { .. } => "store_unavailable",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::TooManyConnections { .. } => "too_many_connections",
             ApiError::Internal => "internal_error",
@@ -243,6 +252,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Content-Type must be application/json",
             ApiError::RateLimited { .. } => "Too many failed requests; retry later",
             ApiError::Unavailable => "Server is overloaded; retry later",
+            ApiError::StoreUnavailable { .. } => {
+                "The shared key store is unreachable or this node is behind; retry later"
+            }
             ApiError::RequestTimeout => "Request body was not received in time",
             ApiError::TooManyConnections { .. } => "Too many connections from this address; close one and retry",
             ApiError::Internal => "Internal server error",
@@ -288,6 +300,10 @@ impl From<StoreError> for ApiError {
             StoreError::Overloaded => {
                 log::warn!("write queue full; shedding a write with 503");
                 ApiError::Unavailable
+            }
+            StoreError::Unreachable(why) => {
+                log::warn!("fleet write refused with 503: {why}");
+                ApiError::StoreUnavailable { retry_after: crate::config::FLEET_RETRY_AFTER_SECS }
             }
             other => ApiError::internal(&other),
         }

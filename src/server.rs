@@ -47,6 +47,8 @@ pub struct ServeOptions {
     pub metrics_bind: Option<String>,
     /// The core's settings.
     pub config: Config,
+    /// Fleet mode: the PostgreSQL the fleet shares (`None`: single node).
+    pub fleet: Option<crate::storage::postgres::FleetConfig>,
 }
 
 /// Runs the server until it is told to stop (SIGTERM, SIGINT).
@@ -65,18 +67,29 @@ pub fn serve(options: ServeOptions) -> Result<(), Box<dyn Error>> {
             None
         }
     };
-    let db = Db::open(&options.db_path)?;
+    let db = match &options.fleet {
+        None => Db::open(&options.db_path)?,
+        Some(fleet) => open_fleet_node(&options.db_path, fleet.clone())?,
+    };
+    let place = match &options.fleet {
+        None => options.db_path.display().to_string(),
+        Some(_) => "the fleet's PostgreSQL".to_owned(),
+    };
     actix_web::rt::System::new().block_on(async move {
-        match bootstrap(&db, options.root_key.as_ref()).await? {
-            // The one time this key is ever shown: the database keeps only its hash.
-            Bootstrap::Generated(key) => eprintln!("root key: {}", key.expose()),
-            // Straight to stderr, not through the logger, so no log filter can hide it.
-            Bootstrap::AlreadyInitialised if options.root_key.is_some() => eprintln!(
-                "apikeyd: warning: {ROOT_KEY_ENV} is set but was ignored: {} already has keys, and the \
-                 variable only chooses the root key of a new database. Nothing was stored; unset it.",
-                options.db_path.display()
-            ),
-            Bootstrap::AlreadyInitialised | Bootstrap::Installed => {}
+        if db.fleet().is_none_or(|f| f.since_last_sync().is_some()) {
+            install_root_key(&db, options.root_key.as_ref(), &place).await?;
+        } else {
+            // Cut off from PostgreSQL at start: serve the local replica now, and install the root
+            // key (on an empty fleet) once PostgreSQL is reached.
+            let (db, root_key) = (db.clone(), options.root_key.clone());
+            actix_web::rt::spawn(async move {
+                while db.fleet().is_some_and(|f| f.since_last_sync().is_none()) {
+                    actix_web::rt::time::sleep(crate::config::FLEET_POLL_INTERVAL).await;
+                }
+                if let Err(e) = install_root_key(&db, root_key.as_ref(), &place).await {
+                    log::error!("root key not checked after reaching PostgreSQL: {e}");
+                }
+            });
         }
         let state = web::Data::new(AppState::new(db, &options.config).await?);
         let warming = state.clone();
@@ -129,6 +142,40 @@ pub fn serve(options: ServeOptions) -> Result<(), Box<dyn Error>> {
         }
         Ok::<_, Box<dyn Error>>(result?)
     })
+}
+
+/// On a new database (or an empty fleet), installs the root key and shows it once.
+async fn install_root_key(db: &Db, root_key: Option<&ApiKey>, place: &str) -> Result<(), Box<dyn Error>> {
+    match bootstrap(db, root_key).await? {
+        // The one time this key is ever shown: the database keeps only its hash.
+        Bootstrap::Generated(key) => eprintln!("root key: {}", key.expose()),
+        // Straight to stderr, not through the logger, so no log filter can hide it.
+        Bootstrap::AlreadyInitialised if root_key.is_some() => eprintln!(
+            "apikeyd: warning: {ROOT_KEY_ENV} is set but was ignored: {place} already has keys, and the \
+             variable only chooses the root key of a new database. Nothing was stored; unset it."
+        ),
+        Bootstrap::AlreadyInitialised | Bootstrap::Installed => {}
+    }
+    Ok(())
+}
+
+/// Opens the replica at `path` as a node of `fleet` and waits briefly for its first sync: a
+/// node with a local copy serves it at once if PostgreSQL is down (not ready until it syncs);
+/// a node with nothing local has nothing to serve, and waits longer.
+fn open_fleet_node(path: &std::path::Path, fleet: crate::storage::postgres::FleetConfig) -> Result<Db, Box<dyn Error>> {
+    let db = crate::storage::postgres::open_fleet(path, fleet)?;
+    if let Some(status) = db.fleet() {
+        let wait =
+            if status.applied() > 0 { crate::config::FLEET_START_WAIT } else { crate::config::FLEET_SNAPSHOT_BUDGET };
+        if !status.wait_first_sync(wait) {
+            eprintln!(
+                "apikeyd: PostgreSQL is not reachable yet: serving the local replica (revision {}); \
+                 not ready until it syncs",
+                status.applied()
+            );
+        }
+    }
+    Ok(db)
 }
 
 /// Listening sockets for every address `bind` names, made as actix-web's `HttpServer` makes

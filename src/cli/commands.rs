@@ -323,7 +323,7 @@ pub fn keys(command: KeysCommand) -> CliResult {
             new.owner = owner.as_deref().map(owner_arg).transpose()?;
             new.meta = meta.as_deref().map(meta_arg).transpose()?;
             new.limits = limits.for_new_key()?;
-            let made = as_operator(&common.db.path, &prefix.key_prefix, async |m| Ok(m.create_key(new).await?))?;
+            let made = as_operator(&common.db, &prefix.key_prefix, async |m| Ok(m.create_key(new).await?))?;
             if common.json {
                 print_json(
                     &serde_json::json!({ "key": KeyView::new(&made.record, Timestamp::now()), "api_key": made.key.expose() }),
@@ -355,7 +355,7 @@ pub fn keys(command: KeysCommand) -> CliResult {
                     .transpose()
                     .map_err(|e| format!("--unused: {e}"))?,
             };
-            let all = as_operator(&common.db.path, key_format::PREFIX, async |m| {
+            let all = as_operator(&common.db, key_format::PREFIX, async |m| {
                 let mut all = Vec::new();
                 let mut cursor = None;
                 loop {
@@ -372,8 +372,7 @@ pub fn keys(command: KeysCommand) -> CliResult {
         }
         KeysCommand::Get { common, id } => {
             let id = id_arg(&id)?;
-            let record =
-                as_operator(&common.db.path, key_format::PREFIX, async |m| Ok(m.get_key(KeyRef::Id(id)).await?))?;
+            let record = as_operator(&common.db, key_format::PREFIX, async |m| Ok(m.get_key(KeyRef::Id(id)).await?))?;
             show_keys(&[record], common.json)
         }
         KeysCommand::Update {
@@ -411,7 +410,7 @@ pub fn keys(command: KeysCommand) -> CliResult {
         }
         KeysCommand::Rotate { common, prefix, id, grace } => {
             let id = id_arg(&id)?;
-            let made = as_operator(&common.db.path, &prefix.key_prefix, async |m| {
+            let made = as_operator(&common.db, &prefix.key_prefix, async |m| {
                 Ok(m.rotate_key(KeyRef::Id(id), grace * 1000).await?)
             })?;
             if common.json {
@@ -430,7 +429,7 @@ pub fn keys(command: KeysCommand) -> CliResult {
         KeysCommand::Revoke { common, id } => {
             let id = id_arg(&id)?;
             let record =
-                as_operator(&common.db.path, key_format::PREFIX, async |m| Ok(m.revoke_key(KeyRef::Id(id)).await?))?;
+                as_operator(&common.db, key_format::PREFIX, async |m| Ok(m.revoke_key(KeyRef::Id(id)).await?))?;
             if common.json {
                 return show_keys(&[record], true);
             }
@@ -440,7 +439,7 @@ pub fn keys(command: KeysCommand) -> CliResult {
         KeysCommand::Delete { common, id } => {
             let id = id_arg(&id)?;
             let record =
-                as_operator(&common.db.path, key_format::PREFIX, async |m| Ok(m.delete_key(KeyRef::Id(id)).await?))?;
+                as_operator(&common.db, key_format::PREFIX, async |m| Ok(m.delete_key(KeyRef::Id(id)).await?))?;
             if common.json {
                 return show_keys(&[record], true);
             }
@@ -455,7 +454,7 @@ pub fn keys(command: KeysCommand) -> CliResult {
 pub fn applications(command: ApplicationsCommand) -> CliResult {
     match command {
         ApplicationsCommand::List { common } => {
-            let apps = as_operator(&common.db.path, key_format::PREFIX, async |m| Ok(m.list_applications().await?))?;
+            let apps = as_operator(&common.db, key_format::PREFIX, async |m| Ok(m.list_applications().await?))?;
             if common.json {
                 return print_json(&apps);
             }
@@ -468,8 +467,7 @@ pub fn applications(command: ApplicationsCommand) -> CliResult {
         }
         ApplicationsCommand::Create { common, name } => {
             let name = Title::parse(&name).map_err(|e| format!("name: {e}"))?;
-            let app =
-                as_operator(&common.db.path, key_format::PREFIX, async |m| Ok(m.create_application(name).await?))?;
+            let app = as_operator(&common.db, key_format::PREFIX, async |m| Ok(m.create_application(name).await?))?;
             if common.json {
                 return print_json(&app);
             }
@@ -491,7 +489,7 @@ pub fn audit(args: AuditArgs) -> CliResult {
         since: time_arg("since", args.since)?,
     };
     let limit = args.limit;
-    let page = as_operator(&args.common.db.path, key_format::PREFIX, async |m| {
+    let page = as_operator(&args.common.db, key_format::PREFIX, async |m| {
         Ok(m.list_audit(query, PageRequest { limit, cursor: None }).await?)
     })?;
     let events: Vec<AuditEventView> = page.events.iter().map(AuditEventView::new).collect();
@@ -519,7 +517,7 @@ pub fn audit(args: AuditArgs) -> CliResult {
 fn change(common: &Common, id: &str, update: KeyUpdate) -> CliResult {
     let id = id_arg(id)?;
     let record =
-        as_operator(&common.db.path, key_format::PREFIX, async |m| Ok(m.update_key(KeyRef::Id(id), update).await?))?;
+        as_operator(&common.db, key_format::PREFIX, async |m| Ok(m.update_key(KeyRef::Id(id), update).await?))?;
     show_keys(&[record], common.json)
 }
 
@@ -527,7 +525,7 @@ fn seed(db: &DbArg, prefix: &PrefixArg, count: u64, grant_args: &[String]) -> Cl
     let grants = grants_or_root(grant_args)?;
     let title = Title::parse("seeded")?;
     let progress = Progress::new("seeding", count);
-    as_operator(&db.path, &prefix.key_prefix, async |m| {
+    as_operator(db, &prefix.key_prefix, async |m| {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let mut done = 0;
         while done < count {
@@ -578,7 +576,7 @@ fn import(common: &Common, file: &std::path::Path) -> CliResult {
     }
     let progress = Progress::new("importing", keys.len() as u64);
     progress.update(0);
-    let count = as_operator(&common.db.path, key_format::PREFIX, async |m| Ok(m.import_keys(keys).await?))?;
+    let count = as_operator(&common.db, key_format::PREFIX, async |m| Ok(m.import_keys(keys).await?))?;
     progress.update(count as u64);
     progress.finish();
     let elapsed = started.elapsed().as_secs_f64();

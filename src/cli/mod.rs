@@ -11,20 +11,21 @@
 //! `man` print what shells and `man` read, from these same definitions (`ops`).
 
 mod commands;
+mod fleet;
 mod ops;
 mod output;
 
 use std::error::Error;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
     Config, ConnectionLimits, ForwardAuthHeaders, LogFormat, DEFAULT_BIND, DEFAULT_CONNECTION_WATCHDOG, DEFAULT_DB,
     DEFAULT_FAILURE_BURST, DEFAULT_FAILURE_REFILL_PER_SEC, DEFAULT_JWT_TTL, DEFAULT_KEY_PREFIX,
-    DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_MAX_PIPELINED, DEFAULT_REQUEST_DEADLINE, MAX_CONNECTIONS_LIMIT,
-    MAX_CONNECTIONS_PER_WORKER, MAX_CONNECTION_WATCHDOG_SECS, MAX_JWT_TTL_SECS, MAX_PIPELINED_LIMIT,
-    MAX_REQUEST_DEADLINE_SECS, MAX_WORKERS,
+    DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_MAX_PIPELINED, DEFAULT_REQUEST_DEADLINE, DEFAULT_STALE_AFTER,
+    MAX_CONNECTIONS_LIMIT, MAX_CONNECTIONS_PER_WORKER, MAX_CONNECTION_WATCHDOG_SECS, MAX_JWT_TTL_SECS,
+    MAX_PIPELINED_LIMIT, MAX_REQUEST_DEADLINE_SECS, MAX_WORKERS,
 };
 use crate::domain::clock;
 use crate::domain::key_format::{ApiKey, KeyPrefix};
@@ -33,6 +34,7 @@ use crate::server::{self, ServeOptions, ROOT_KEY_ENV};
 use crate::service::authority::{Actor, Manager};
 use crate::service::clock::ClockMark;
 use crate::service::manage::Manage;
+use crate::storage::postgres::FleetConfig;
 use crate::storage::Db;
 use commands::{ApplicationsCommand, AuditArgs, KeysCommand};
 
@@ -71,6 +73,9 @@ enum Command {
     Completions(ops::CompletionsArgs),
     /// Print the manual page (roff).
     Man,
+    /// Fleet mode: move a single-node database into PostgreSQL.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -144,6 +149,18 @@ struct ServeArgs {
     #[arg(long = "max-pipelined", env = "APIKEYD_MAX_PIPELINED", default_value_t = DEFAULT_MAX_PIPELINED,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PIPELINED_LIMIT)))]
     max_pipelined: u32,
+    /// Fleet mode: seconds without a successful sync after which `GET /readyz` answers 503.
+    #[arg(long = "stale-after", env = "APIKEYD_STALE_AFTER", default_value_t = DEFAULT_STALE_AFTER.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    stale_after_secs: u64,
+    /// Fleet mode: seconds without a successful sync after which verify and `/auth` answer 503
+    /// (fail closed). Off by default: a cut-off node keeps verifying from its last state.
+    #[arg(long = "max-staleness", env = "APIKEYD_MAX_STALENESS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    max_staleness_secs: Option<u64>,
+    /// Fleet mode, for measurements: no LISTEN/NOTIFY, learn of changes by polling alone.
+    #[arg(long = "fleet-poll-only", env = "APIKEYD_FLEET_POLL_ONLY", hide = true)]
+    fleet_poll_only: bool,
 }
 
 impl ServeArgs {
@@ -170,9 +187,39 @@ impl ServeArgs {
 
 #[derive(Args, Debug, Clone)]
 struct DbArg {
-    /// SQLite database file.
+    /// SQLite database file (in fleet mode: this node's replica).
     #[arg(long = "db", env = "APIKEYD_DB", default_value = DEFAULT_DB)]
     path: PathBuf,
+    /// Fleet mode: the PostgreSQL every node shares (URL or key=value string; see docs/FLEET.md).
+    #[arg(long = "postgres", env = "APIKEYD_POSTGRES_URL", hide_env_values = true,
+          value_parser = |s: &str| Ok::<_, String>(PostgresUrl(s.to_owned())))]
+    postgres: Option<PostgresUrl>,
+    /// Fleet mode: a file holding the PostgreSQL URL, so the password sits in neither the
+    /// environment nor the command line.
+    #[arg(long = "postgres-url-file", env = "APIKEYD_POSTGRES_URL_FILE", conflicts_with = "postgres")]
+    postgres_url_file: Option<PathBuf>,
+}
+
+/// A PostgreSQL URL as given: it may hold a password, so Debug shows it redacted.
+#[derive(Clone)]
+struct PostgresUrl(String);
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::storage::postgres::redact_url(&self.0))
+    }
+}
+
+impl DbArg {
+    /// The PostgreSQL URL asked for, from `--postgres` or the file `--postgres-url-file` names.
+    fn postgres_url(&self) -> Result<Option<String>, Box<dyn Error>> {
+        if let Some(url) = &self.postgres {
+            return Ok(Some(url.0.trim().to_owned()));
+        }
+        let Some(file) = &self.postgres_url_file else { return Ok(None) };
+        let text = std::fs::read_to_string(file).map_err(|e| format!("--postgres-url-file {}: {e}", file.display()))?;
+        Ok(Some(text.trim().to_owned()))
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -196,6 +243,7 @@ enum Action {
     Check(ops::CheckArgs),
     Completions(ops::CompletionsArgs),
     Man,
+    Fleet(fleet::FleetCommand),
 }
 
 impl Cli {
@@ -220,6 +268,7 @@ impl Cli {
             Some(Command::Check(args)) => Action::Check(args),
             Some(Command::Completions(args)) => Action::Completions(args),
             Some(Command::Man) => Action::Man,
+            Some(Command::Fleet(command)) => Action::Fleet(command),
         }
     }
 }
@@ -236,6 +285,7 @@ pub fn run(cli: Cli) -> CliResult {
         Action::Check(args) => ops::check(&args),
         Action::Completions(args) => ops::completions(&args),
         Action::Man => ops::man(),
+        Action::Fleet(command) => fleet::run(command),
     }
 }
 
@@ -259,7 +309,14 @@ fn serve(args: ServeArgs) -> CliResult {
         (Some(cert), Some(key)) => Some(crate::http::tls::server_config(cert, key)?),
         _ => None,
     };
+    let fleet = args.db.postgres_url()?.map(|url| FleetConfig {
+        url,
+        stale_after: std::time::Duration::from_secs(args.stale_after_secs),
+        max_staleness: args.max_staleness_secs.map(std::time::Duration::from_secs),
+        listen: !args.fleet_poll_only,
+    });
     server::serve(ServeOptions {
+        fleet,
         db_path: args.db.path,
         bind: args.bind,
         root_key,
@@ -280,15 +337,26 @@ fn serve(args: ServeArgs) -> CliResult {
     })
 }
 
-/// Runs `work` against the database at `path` as the operator, minting keys with `prefix`,
-/// on a runtime of its own.
+/// Runs `work` against the database `db` names as the operator, minting keys with `prefix`,
+/// on a runtime of its own. With `--postgres`, against the fleet: through a throwaway replica
+/// loaded from PostgreSQL (`--db` is not touched), writing through PostgreSQL as a node does.
 fn as_operator<T>(
-    path: &Path,
+    db: &DbArg,
     prefix: &str,
     work: impl AsyncFnOnce(Manage<'_>) -> Result<T, Box<dyn Error>>,
 ) -> Result<T, Box<dyn Error>> {
     let prefix = KeyPrefix::parse(prefix)?;
-    let db = Db::open(path)?;
+    let _replica;
+    let db = match db.postgres_url()? {
+        None => Db::open(&db.path)?,
+        Some(url) => {
+            let dir = fleet::ScratchDir::new()?;
+            let opened = fleet::open_admin_replica(&dir, url)?;
+            _replica = dir;
+            opened
+        }
+    };
+
     let manager: Manager = Actor::operator().manager(Op::Manage)?;
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     runtime.block_on(async {
@@ -303,6 +371,7 @@ fn as_operator<T>(
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::path::Path;
 
     fn parse(args: &[&str]) -> Action {
         Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}")).action()

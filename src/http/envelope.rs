@@ -79,7 +79,9 @@ fn response_head(err: &ApiError, status: StatusCode) -> HttpResponseBuilder {
                 builder.insert_header((header::ALLOW, v));
             }
         }
-        ApiError::RateLimited { retry_after } | ApiError::TooManyConnections { retry_after } => {
+        ApiError::RateLimited { retry_after }
+        | ApiError::TooManyConnections { retry_after }
+        | ApiError::StoreUnavailable { retry_after } => {
             builder.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         _ => {}

@@ -18,6 +18,7 @@ pub mod connection;
 mod edge;
 pub mod envelope;
 pub mod extract;
+pub mod fleet;
 pub mod metrics;
 pub mod middleware;
 mod native;
@@ -50,7 +51,13 @@ pub fn app(
         InitError = (),
     >,
 > {
-    App::new().app_data(state).wrap(actix_middleware::from_fn(middleware::request_context)).configure(configure)
+    // Fleet mode only: a single node's requests never pass the fleet middleware.
+    let in_fleet = state.db.fleet().is_some();
+    App::new()
+        .app_data(state)
+        .wrap(actix_middleware::Condition::new(in_fleet, actix_middleware::from_fn(fleet::revisions)))
+        .wrap(actix_middleware::from_fn(middleware::request_context))
+        .configure(configure)
 }
 
 /// Registers what the separate metrics listener (`--metrics-bind`) serves: `GET /metrics`

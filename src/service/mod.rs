@@ -11,6 +11,7 @@ pub mod audit;
 pub mod authority;
 pub mod clock;
 pub mod credential;
+pub mod fleet;
 pub mod import;
 pub mod index;
 pub mod lifecycle;

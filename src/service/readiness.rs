@@ -5,12 +5,12 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::service::AppState;
+use crate::service::{fleet, AppState};
 
 /// One condition of readiness.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Check {
-    /// What was checked: `key_index`, `database_writable`.
+    /// What was checked: `key_index`, `database_writable`, in a fleet `fleet_sync`.
     pub name: &'static str,
     /// Whether it holds.
     pub ok: bool,
@@ -65,6 +65,14 @@ pub async fn check(state: &AppState) -> Readiness {
             Check::failed("database_writable", "the database cannot be written")
         }
     });
+    // In a fleet: synced with PostgreSQL within --stale-after (`service::fleet`).
+    if let Some(fresh) = fleet::freshness(&state.db) {
+        checks.push(if fresh.ready {
+            Check::passed("fleet_sync")
+        } else {
+            Check::failed("fleet_sync", fresh.reasons.join("; "))
+        });
+    }
     Readiness::of(checks)
 }
 

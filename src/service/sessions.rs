@@ -83,11 +83,20 @@ impl fmt::Debug for Sessions {
 impl Sessions {
     /// Loads the signing secret, creating it on first start (through the writer, so two
     /// processes starting on one new file agree on one secret).
+    ///
+    /// A fleet node that has not reached PostgreSQL yet uses the secret its replica holds (the
+    /// fleet's, copied from PostgreSQL): every node signs and checks with the same one.
     pub async fn load(db: &Db, ttl: Duration) -> Result<Sessions, ApiError> {
         let mut fresh = [0u8; 32];
         getrandom::fill(&mut fresh).map_err(|e| ApiError::internal(&e))?;
-        let secret =
-            db.write(move |store| Ok::<_, ApiError>(store.insert_setting_once(SECRET_SETTING, &fresh)?)).await?;
+        let offline = db.fleet().is_some_and(|f| f.since_last_sync().is_none());
+        let secret = if offline {
+            db.read(|store| Ok::<_, ApiError>(store.find_setting(SECRET_SETTING)?))
+                .await?
+                .ok_or(ApiError::StoreUnavailable { retry_after: 1 })?
+        } else {
+            db.write(move |store| Ok::<_, ApiError>(store.insert_setting_once(SECRET_SETTING, &fresh)?)).await?
+        };
         let mut validation = Validation::new(Algorithm::HS256);
         // jsonwebtoken compares whole seconds and refuses only once `exp < now`, so it would
         // accept a token for up to a second past the `expires_at` login advertised

@@ -4,7 +4,10 @@
 //! transactions reach an engine. SQLite (`sqlite`) is the engine; a second one implements
 //! the same traits behind the same door. The store sees hashes, never plaintext keys.
 
+pub mod fleet;
+pub mod postgres;
 pub mod sqlite;
+pub mod writer;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -63,6 +66,27 @@ pub enum StoreError {
     /// The writer thread or a blocking task is gone.
     #[error("background worker stopped")]
     WorkerGone,
+    /// Fleet mode: PostgreSQL could not be reached, or did not answer in time; a write's
+    /// outcome there is then unknown, and nothing was written locally.
+    #[error("PostgreSQL unreachable: {0}")]
+    Unreachable(String),
+    /// Fleet mode: PostgreSQL refused a statement.
+    #[error("PostgreSQL refused a statement: {0}")]
+    Refused(String),
+    /// The fleet configuration is unusable (bad URL, TLS settings).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// The same failure, for one more waiter: [`StoreError::Unreachable`] stays itself (it is
+    /// answered 503); anything else becomes [`StoreError::NotCommitted`] with its text.
+    pub fn again(&self) -> StoreError {
+        match self {
+            StoreError::Unreachable(m) => StoreError::Unreachable(m.clone()),
+            other => StoreError::NotCommitted(other.to_string()),
+        }
+    }
 }
 
 /// What a new key row holds; the id is assigned by the store.
@@ -327,6 +351,8 @@ pub trait ApplicationStore {
 pub trait SettingStore {
     /// Stores `value` under `name` unless something is already there; returns what is stored.
     fn insert_setting_once(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError>;
+    /// The value stored under `name`, if any.
+    fn find_setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// Statements on the one-way clock's high-water mark (`service::clock`).

@@ -38,6 +38,7 @@ mod clients;
 mod clock;
 mod contract_examples;
 mod credits_crash;
+mod fleet;
 mod gateway_caddy;
 mod gateway_nginx;
 mod isolation;

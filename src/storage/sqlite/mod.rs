@@ -15,19 +15,20 @@ mod audit_table;
 mod key_table;
 pub mod maintenance;
 mod settings_table;
-mod writer;
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::config::{BUSY_TIMEOUT, HOT_BUSY_TIMEOUT, HOT_CHECKOUT_TIMEOUT, READ_POOL_SIZE, WRITER_CACHE_KIB};
+use crate::storage::fleet::FleetStatus;
+use crate::storage::writer::Writer;
 use crate::storage::{Store, StoreError};
-use writer::Writer;
 
 /// The complete current schema.
 const SCHEMA: &str = include_str!("../../../schema.sql");
@@ -119,12 +120,23 @@ pub struct Db {
     hot: Pool,
     writer: Writer,
     path: PathBuf,
-    shm: Option<std::sync::Arc<File>>,
+    shm: Option<Arc<File>>,
+    /// Fleet mode: the replica's place in the fleet (`None`: single-node).
+    fleet: Option<Arc<FleetStatus>>,
 }
 
 impl Db {
     /// Creates the file (mode 0600) if needed, migrates, and starts the writer thread.
     pub fn open(path: &Path) -> Result<Db, StoreError> {
+        Db::open_with(path, |conn| Ok((Writer::start(conn)?, None)))
+    }
+
+    /// [`Db::open`], with the writer (and, in fleet mode, the node's status) made by `start`
+    /// from the writer's connection (`storage::postgres::open_fleet`).
+    pub(crate) fn open_with(
+        path: &Path,
+        start: impl FnOnce(Connection) -> Result<(Writer, Option<Arc<FleetStatus>>), StoreError>,
+    ) -> Result<Db, StoreError> {
         let conn = open_connection(path)?;
         let pool = r2d2::Pool::builder().max_size(READ_POOL_SIZE).build(manager(path))?;
         // The hot pool serves reads made inline on the async workers. Each worker holds at most
@@ -144,19 +156,24 @@ impl Db {
         // 100,000 keys, the default 2 MB cache spent most of the writer's time re-copying pages.
         // Memory is used only as far as a transaction dirties it.
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
-        let writer = Writer::start(conn)?;
+        let (writer, status) = start(conn)?;
         // The writer's connection stays open for the server's whole life, so the `-shm` file
         // it created stays in place: SQLite removes it only when the last connection closes.
         let mut shm_path = PathBuf::from(path);
         shm_path.as_mut_os_string().push("-shm");
         let shm = match File::open(&shm_path) {
-            Ok(f) => Some(std::sync::Arc::new(f)),
+            Ok(f) => Some(Arc::new(f)),
             Err(e) => {
                 log::warn!("cannot open {}: {e}; every key look-up will read the change feed", shm_path.display());
                 None
             }
         };
-        Ok(Db { pool, hot, writer, path: path.to_owned(), shm })
+        Ok(Db { pool, hot, writer, path: path.to_owned(), shm, fleet: status })
+    }
+
+    /// Fleet mode: the replica's place in the fleet; `None` for a single node.
+    pub fn fleet(&self) -> Option<&FleetStatus> {
+        self.fleet.as_deref()
     }
 
     /// The WAL-index header at the start of the `-shm` file, or `None` if it cannot be read.
@@ -213,7 +230,17 @@ impl Db {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
     {
-        self.writer.submit(move |conn: &Connection| f(conn)).await
+        match &self.fleet {
+            None => self.writer.submit(move |conn: &Connection| f(conn)).await,
+            // PostgreSQL may hang (black-holed): the caller hears 503 within the budget, and a
+            // job whose caller has gone is never run (`replica`).
+            Some(_) => tokio::time::timeout(
+                crate::config::FLEET_ANSWER_BUDGET,
+                self.writer.submit(move |conn: &Connection| f(conn)),
+            )
+            .await
+            .unwrap_or_else(|_| Err(E::from(StoreError::Unreachable("no answer within the write budget".into())))),
+        }
     }
 
     /// Writes accepted by the writer and not yet answered (queued, or being committed): what

@@ -15,6 +15,10 @@ impl SettingStore for Connection {
         self.execute("INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)", params![name, value])?;
         Ok(self.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| r.get(0))?)
     }
+
+    fn find_setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| r.get(0)).optional()?)
+    }
 }
 
 fn clock_mark(conn: &Connection) -> Result<i64, StoreError> {

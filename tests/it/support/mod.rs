@@ -10,6 +10,7 @@
 
 pub mod assertions;
 pub mod binary;
+pub mod postgres;
 pub mod prerequisite;
 pub mod upstream;
 
@@ -84,7 +85,17 @@ impl TestApp {
         let path = dir.path().join("apikeyd.db");
         let root = ApiKey::generate().unwrap();
         let db = Db::open(&path).unwrap();
-        manage::bootstrap(&db, Some(&root)).await.unwrap();
+        TestApp::over(db, dir, &root, config, warm).await
+    }
+
+    /// A node of a fleet (`postgres`): the app over `db`, a replica whose file lives in `dir`,
+    /// with `root` as the fleet's root key if the fleet is new (as `serve` installs it).
+    pub async fn fleet_node(db: Db, dir: tempfile::TempDir, root: &ApiKey) -> TestApp {
+        TestApp::over(db, dir, root, Config::default(), true).await
+    }
+
+    async fn over(db: Db, dir: tempfile::TempDir, root: &ApiKey, config: Config, warm: bool) -> TestApp {
+        manage::bootstrap(&db, Some(root)).await.unwrap();
         let state = web::Data::new(AppState::new(db, &config).await.unwrap());
         // Warm, as the server does at start: the index is then complete and answers misses
         // itself, so every key a test adds through another connection must reach it through

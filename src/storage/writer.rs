@@ -6,12 +6,16 @@
 //!
 //! Serialising writes in-process also means our own writers never meet SQLITE_BUSY; another
 //! process (the CLI) is waited for through busy_timeout.
+//!
+//! How a group becomes durable is a [`Commit`]: SQLite's own COMMIT here ([`SqliteCommit`]),
+//! or, in fleet mode, PostgreSQL's first (`postgres::replica`), which also uses the thread's
+//! idle time to apply the fleet's changes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
@@ -22,15 +26,17 @@ use crate::config::{WRITE_GROUP_MAX, WRITE_QUEUE_DEPTH};
 use crate::storage::StoreError;
 
 /// A queued write, type-erased so one channel carries every kind.
-trait Job: Send {
+pub(crate) trait Job: Send {
     /// Runs the work on the open transaction; returns the reply waiting for the commit.
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Reply>;
     /// Answers without running, when the transaction could not even begin.
     fn fail(self: Box<Self>, err: StoreError);
+    /// True when nobody waits for the answer any more (the caller gave up).
+    fn abandoned(&self) -> bool;
 }
 
 /// A job's result, held until its group's COMMIT has returned.
-trait Reply: Send {
+pub(crate) trait Reply: Send {
     /// Whether the job's own work succeeded (its savepoint is kept).
     fn succeeded(&self) -> bool;
     /// Delivers the result, replaced by the commit's error if the commit failed.
@@ -61,6 +67,10 @@ where
     fn fail(self: Box<Self>, err: StoreError) {
         let _ = self.reply.send(Err(E::from(err)));
     }
+
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
 }
 
 impl<T: Send, E: From<StoreError> + Send> Reply for Done<T, E> {
@@ -80,30 +90,73 @@ impl<T: Send, E: From<StoreError> + Send> Reply for Done<T, E> {
     }
 }
 
+/// What the writer thread is sent: a job, or a nudge to do its idle work now.
+pub(crate) enum Message {
+    /// A write to run.
+    Job(Box<dyn Job>),
+    /// Something may have changed elsewhere (a PostgreSQL notification).
+    Wake,
+}
+
+/// How a group of jobs is made durable, and what the thread does between groups.
+pub(crate) trait Commit: Send + 'static {
+    /// Runs `group`, commits it, and answers every job in it.
+    fn commit_group(&mut self, conn: &Connection, group: Vec<Box<dyn Job>>);
+    /// How long to wait for a job before [`Commit::idle`] runs; `None`: forever.
+    fn idle_every(&self) -> Option<Duration> {
+        None
+    }
+    /// Work for the thread's idle moments (and each [`Message::Wake`]).
+    fn idle(&mut self, _conn: &Connection) {}
+}
+
 /// Handle to the writer thread. Cloning shares the thread.
 #[derive(Clone)]
 pub struct Writer {
-    queue: SyncSender<Box<dyn Job>>,
+    queue: SyncSender<Message>,
     /// Jobs accepted into the queue and not yet answered.
     pending: Arc<AtomicUsize>,
     /// How long each group's COMMIT took (shared with the writer thread).
     commits: Histogram,
 }
 
+/// A handle that nudges the writer thread to run its idle work now.
+#[derive(Clone)]
+pub(crate) struct Waker(SyncSender<Message>);
+
+impl Waker {
+    /// Nudges the thread; a full queue means it is busy anyway.
+    pub(crate) fn wake(&self) -> bool {
+        !matches!(self.0.try_send(Message::Wake), Err(TrySendError::Disconnected(_)))
+    }
+}
+
 impl Writer {
     /// Starts the writer thread on `conn`.
     pub fn start(conn: Connection) -> Result<Writer, StoreError> {
-        let (queue, jobs) = mpsc::sync_channel::<Box<dyn Job>>(WRITE_QUEUE_DEPTH);
+        Writer::start_with(conn, SqliteCommit)
+    }
+
+    /// Starts the writer thread on `conn`, committing groups as `commit` does.
+    pub(crate) fn start_with(conn: Connection, mut commit: impl Commit) -> Result<Writer, StoreError> {
+        let (queue, jobs) = mpsc::sync_channel::<Message>(WRITE_QUEUE_DEPTH);
         // Commits take an fsync: 100 µs (a fast SSD's cache) to about 2.4 s.
         let commits = Histogram::new(exponential_buckets(0.0001, 2.5, 12));
         let timed = commits.clone();
-        thread::Builder::new().name("apikeyd-writer".to_owned()).spawn(move || run(&conn, &jobs, &timed))?;
+        thread::Builder::new()
+            .name("apikeyd-writer".to_owned())
+            .spawn(move || run(&conn, &jobs, &mut commit, &timed))?;
         Ok(Writer { queue, pending: Arc::new(AtomicUsize::new(0)), commits })
     }
 
     /// The histogram of commit durations, in seconds (one observation per group).
     pub fn commit_latency(&self) -> Histogram {
         self.commits.clone()
+    }
+
+    /// A handle that nudges this writer's idle work.
+    pub(crate) fn waker(&self) -> Waker {
+        Waker(self.queue.clone())
     }
 
     /// Jobs accepted and not yet answered (queued, or in the group being committed).
@@ -123,7 +176,7 @@ impl Writer {
         // Counted before the send, so a job is never answered before it was counted.
         self.pending.fetch_add(1, Ordering::SeqCst);
         let _answered = Answered(&self.pending);
-        match self.queue.try_send(Box::new(Pending { work, reply })) {
+        match self.queue.try_send(Message::Job(Box::new(Pending { work, reply }))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(E::from(StoreError::Overloaded)),
             Err(TrySendError::Disconnected(_)) => return Err(E::from(StoreError::WorkerGone)),
@@ -142,30 +195,56 @@ impl Drop for Answered<'_> {
     }
 }
 
-fn run(conn: &Connection, jobs: &Receiver<Box<dyn Job>>, commits: &Histogram) {
-    while let Ok(first) = jobs.recv() {
-        let mut group = vec![first];
+fn run(conn: &Connection, jobs: &Receiver<Message>, commit: &mut impl Commit, commits: &Histogram) {
+    loop {
+        let first = match commit.idle_every() {
+            None => match jobs.recv() {
+                Ok(m) => m,
+                Err(_) => return,
+            },
+            Some(every) => match jobs.recv_timeout(every) {
+                Ok(m) => m,
+                Err(mpsc::RecvTimeoutError::Timeout) => Message::Wake,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        let mut group = Vec::new();
+        let mut woken = false;
+        match first {
+            Message::Job(job) => group.push(job),
+            Message::Wake => woken = true,
+        }
         while group.len() < WRITE_GROUP_MAX {
             match jobs.try_recv() {
-                Ok(job) => group.push(job),
+                Ok(Message::Job(job)) => group.push(job),
+                Ok(Message::Wake) => woken = true,
                 Err(_) => break,
             }
         }
-        let started = Instant::now();
-        commit_group(conn, group);
-        commits.observe(started.elapsed().as_secs_f64());
+        if woken {
+            commit.idle(conn);
+        }
+        if !group.is_empty() {
+            let started = Instant::now();
+            commit.commit_group(conn, group);
+            commits.observe(started.elapsed().as_secs_f64());
+        }
     }
 }
 
-fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        log::error!("write transaction could not begin: {e}");
-        let shared = e.to_string();
-        for job in group {
-            job.fail(StoreError::NotCommitted(shared.clone()));
-        }
-        return;
+/// The single-node [`Commit`]: one SQLite transaction per group.
+pub(crate) struct SqliteCommit;
+
+impl Commit for SqliteCommit {
+    fn commit_group(&mut self, conn: &Connection, group: Vec<Box<dyn Job>>) {
+        commit_group(conn, group);
     }
+}
+
+/// Runs each job of `group` in its own SAVEPOINT of the open transaction. Returns the replies
+/// of the jobs that ran, and why the transaction is broken, if it is (the jobs after that
+/// point were answered with the failure already).
+pub(crate) fn run_jobs(conn: &Connection, group: Vec<Box<dyn Job>>) -> (Vec<Box<dyn Reply>>, Option<String>) {
     let mut replies = Vec::with_capacity(group.len());
     let mut broken: Option<String> = None;
     for job in group {
@@ -185,6 +264,26 @@ fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
         }
         replies.push(reply);
     }
+    (replies, broken)
+}
+
+/// Answers every reply: its own result if the commit succeeded, else the commit's failure.
+pub(crate) fn deliver(replies: Vec<Box<dyn Reply>>, commit: &Result<(), StoreError>) {
+    for reply in replies {
+        reply.send(commit.as_ref().copied().map_err(StoreError::again));
+    }
+}
+
+fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        log::error!("write transaction could not begin: {e}");
+        let shared = e.to_string();
+        for job in group {
+            job.fail(StoreError::NotCommitted(shared.clone()));
+        }
+        return;
+    }
+    let (replies, broken) = run_jobs(conn, group);
     // Negative control for the crash harness only: answer first, commit after, so a kill -9
     // in between loses acknowledged writes. Never in a shipped build (see Cargo.toml).
     #[cfg(feature = "unsafe-ack-before-commit")]
@@ -211,12 +310,5 @@ fn commit_group(conn: &Connection, group: Vec<Box<dyn Job>>) {
             Err(e)
         }
     };
-    let reason = commit.as_ref().err().map(ToString::to_string);
-    for reply in replies {
-        let outcome = match &reason {
-            None => Ok(()),
-            Some(r) => Err(StoreError::NotCommitted(r.clone())),
-        };
-        reply.send(outcome);
-    }
+    deliver(replies, &commit);
 }

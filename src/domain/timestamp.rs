@@ -65,7 +65,11 @@ pub struct DurationError;
 /// Milliseconds in a duration written `12h`, `7d`, `90s`, `30m` or `2w` (at most about 300
 /// years: a bound no query needs to pass).
 pub fn parse_duration(s: &str) -> Result<i64, DurationError> {
-    let (number, unit) = s.split_at(s.len().saturating_sub(1));
+    // The unit is the last byte; a last character of several bytes (`"\u{80}"`) is no unit,
+    // and splitting inside it would panic.
+    let Some((number, unit)) = s.split_at_checked(s.len().saturating_sub(1)) else {
+        return Err(DurationError);
+    };
     let unit_ms: i64 = match unit {
         "s" => 1_000,
         "m" => 60_000,
@@ -104,6 +108,14 @@ impl serde::Serialize for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duration_ending_in_a_multibyte_character_is_refused_not_a_panic() {
+        for bad in ["\u{80}", "1\u{80}", "7\u{e9}", "\u{1F600}", ""] {
+            assert_eq!(parse_duration(bad), Err(DurationError), "{bad:?}");
+        }
+        assert_eq!(parse_duration("2w"), Ok(1_209_600_000));
+    }
 
     #[test]
     fn formats_with_milliseconds_and_z() {

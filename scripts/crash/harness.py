@@ -587,24 +587,13 @@ class Load:
             raise
         except Indeterminate:
             self.indeterminate(op)
-            with self.model.lock:
-                if op == "update":
-                    key.owner = "?"
-                if op == "rotate":
-                    # Its expiry may have changed, and its successor is unknown: not relied on.
-                    self.model.flag(key)
-            self.model.settle(key, maybe)
+            self.unknown_outcome(op, key, maybe)
             return
         if not 200 <= status < 300:
             self.refused(op, status)
             if status < 500:
                 self.stats.violation("STATE_refused_mutation", "%s of id=%s -> %d" % (op, key.id, status))
-            with self.model.lock:
-                if op == "update":
-                    key.owner = "?"
-                if op == "rotate":
-                    self.model.flag(key)
-            self.model.settle(key, maybe)
+            self.unknown_outcome(op, key, maybe)
             return
         self.acked(op)
         successor = None
@@ -649,6 +638,16 @@ class Load:
             finally:
                 fresh.close()
         self.model.settle(key, state)
+
+    def unknown_outcome(self, op, key, maybe):
+        """A lifecycle call whose effect is unknown: its owner is no longer relied on; a rotated
+        key's expiry may have changed and its successor is unknown, so it is not relied on."""
+        with self.model.lock:
+            if op == "update":
+                key.owner = "?"
+            if op == "rotate":
+                self.model.flag(key)
+        self.model.settle(key, maybe)
 
     def login(self, key, client):
         """Mints a session from `key` before anyone can revoke it. A login that fails (the
